@@ -1,0 +1,1 @@
+"""The pymilter adapter: the MTA side of milterfilters (thin: the chain decides)."""
