@@ -16,6 +16,7 @@ ENTRY_POINT_GROUP = "milterfilters.filters"
 BUILTIN: dict[str, str] = {
     "gtube": "milterfilters.filters.gtube:GtubeFilter",
     "size": "milterfilters.filters.size:SizeFilter",
+    "classifier": "milterfilters.filters.classifier:ClassifierFilter",
 }
 
 #: Top-level config sections that are not filters.
