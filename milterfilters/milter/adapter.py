@@ -9,6 +9,7 @@ swaps the holder's chain never disturbs connections in flight.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -61,10 +62,11 @@ def _milter_text(text: str) -> str:
     return text.replace("%", "%%")
 
 
-def _family(family: int) -> str:
-    import socket
+_FAMILIES = {socket.AF_INET: "inet", socket.AF_INET6: "inet6", socket.AF_UNIX: "unix"}
 
-    return {socket.AF_INET: "inet", socket.AF_INET6: "inet6", socket.AF_UNIX: "unix"}.get(family, "unknown")
+
+def _family(family: int) -> str:
+    return _FAMILIES.get(family, "unknown")  # type: ignore[call-overload]
 
 
 class ChainMilter(Milter.Base):  # type: ignore[misc]
@@ -113,8 +115,8 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
             opts[1] = self._protocol = wanted
             opts[2] = opts[3] = 0
             if actions & Milter.SETSYMLIST:
-                for stage, names in REQUESTED_MACROS.items():
-                    self._ctx.setsymlist(stage, names)  # pymilter 1.0.5 passes bytes here: bypass
+                for macro_stage, names in REQUESTED_MACROS.items():
+                    self._ctx.setsymlist(macro_stage, names)  # pymilter 1.0.5 passes bytes here: bypass
             return Milter.CONTINUE
         except Exception:
             log.exception("milter negotiation failed; using defaults")
