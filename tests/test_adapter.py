@@ -4,7 +4,7 @@ worker over its socket (miltertest as the MTA side)."""
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, ClassVar
 
 import Milter
 import pytest
@@ -33,7 +33,12 @@ class PlainMTA(testctx.TestCtx):  # type: ignore[misc]
 
     """An MTA that offers neither no-reply steps nor macro lists (TestCtx's flow assumes both off)."""
 
-    offered = [Milter.CURR_ACTS & ~Milter.SETSYMLIST, 0x1FFFFF & ~NO_REPLY_BITS & ~Milter.P_HDR_LEADSPC, 0, 0]
+    offered: ClassVar[list[int]] = [
+        Milter.CURR_ACTS & ~Milter.SETSYMLIST,
+        0x1FFFFF & ~NO_REPLY_BITS & ~Milter.P_HDR_LEADSPC,
+        0,
+        0,
+    ]
 
     def _negotiate(self) -> int:
         self._body = None

@@ -270,7 +270,7 @@ def test_transaction_state_does_not_leak_between_messages() -> None:
             ),
             Stage.EOM: lambda ctx: None,
         },
-    )  # noqa: E501
+    )
     chain = chain_of(f, weights={"FROM_BAD": 7.0})
     s = chain.session()
     s.connect()

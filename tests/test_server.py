@@ -35,7 +35,7 @@ class Milter:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Milter:
-        self.logfile = open(self.log, "ab")  # noqa: SIM115
+        self.logfile = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
