@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mailgen import make_messages, write_folder
 
 import milterfilters
 from milterfilters import Action, build_chain, evaluate
@@ -16,6 +15,7 @@ from milterfilters.cli import main
 from milterfilters.config import config_from_dict, render_config
 from milterfilters.filters.classifier import ClassifierFilter
 from milterfilters.filters.registry import BUILTIN
+from tests.support.mailgen import make_messages, write_folder
 
 SPAM = make_messages("spam", 1, 99)[0]
 HAM = make_messages("ham", 1, 99)[0]

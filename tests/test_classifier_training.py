@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from mailgen import make_messages, write_folder, write_maildir, write_mbox
 
 from milterfilters.classifier.model import load_model
 from milterfilters.cli import main
+from tests.support.mailgen import make_messages, write_folder, write_maildir, write_mbox
 
 #: a small hashed space keeps these tests fast; the shipped model uses 2**20
 BITS = ["--hash-bits", "14"]
