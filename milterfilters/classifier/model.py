@@ -85,8 +85,8 @@ class Model:
 
     def margin(self, features: MessageFeatures) -> float:
         """The raw linear score (log-odds before calibration)."""
-        row = self.vectorizer.transform([features])
-        return float(row.data @ self.weights[row.indices]) + self.intercept
+        columns, values = self.vectorizer.row(features)
+        return float(values @ self.weights[columns]) + self.intercept
 
     def probability(self, features: MessageFeatures) -> float:
         """Calibrated spam probability of one message."""

@@ -2,23 +2,27 @@
 
 Words are counted, damped (``1 + log count``) and scaled to unit length, so a long message
 does not outweigh a short one; every trait is a constant ``trait_weight``. Tokens are hashed
-(MurmurHash3, as scikit-learn's :class:`~sklearn.feature_extraction.FeatureHasher`) into
-``2**n_features_log2`` columns: no vocabulary to store, nothing to refit on update.
+(CRC-32 of their UTF-8 bytes, low bits) into ``2**n_features_log2`` columns: no vocabulary to
+store, nothing to refit on update. Scoring needs only NumPy — not scikit-learn, whose import
+alone would double the milter's resident memory.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import scipy.sparse
-from sklearn.feature_extraction import FeatureHasher
-from sklearn.utils import murmurhash3_32
+import numpy as np
 
 from milterfilters.classifier.features import MessageFeatures, extract_features
 from milterfilters.classifier.parsing import DEFAULT_MAX_BYTES, DEFAULT_TIME_BUDGET, parse_mail
+
+if TYPE_CHECKING:
+    import scipy.sparse
 
 #: Bumped whenever :mod:`features` changes what it emits: a model trained on other
 #: features is refused.
@@ -55,18 +59,33 @@ class Vectorizer:
     def __init__(self, settings: FeatureSettings) -> None:
         self.settings = settings
         self.n_features = 1 << settings.n_features_log2
-        self._hasher = FeatureHasher(n_features=self.n_features, input_type="dict", alternate_sign=False)
+        self._mask = self.n_features - 1
 
     def features(self, raw: bytes, *, time_budget: float = DEFAULT_TIME_BUDGET) -> MessageFeatures:
         return extract_features(parse_mail(raw, max_bytes=self.settings.max_bytes, time_budget=time_budget))
 
-    def transform(self, features: Iterable[MessageFeatures]) -> scipy.sparse.csr_matrix:
-        rows = (token_values(f, self.settings.trait_weight) for f in features)
-        return self._hasher.transform(rows).tocsr()
-
     def column(self, token: str) -> int:
-        """The column ``token`` hashes to (as FeatureHasher computes it)."""
-        h = murmurhash3_32(token.encode("utf-8"), seed=0, positive=False)
-        if h == -(2**31):
-            return (2**31 - 1 - (self.n_features - 1)) % self.n_features
-        return abs(h) % self.n_features
+        """The column ``token`` hashes to."""
+        return zlib.crc32(token.encode("utf-8")) & self._mask
+
+    def row(self, features: MessageFeatures) -> tuple[np.ndarray, np.ndarray]:
+        """One message as (columns, values); colliding tokens appear as repeated columns."""
+        values = token_values(features, self.settings.trait_weight)
+        mask = self._mask
+        columns = np.fromiter(
+            (zlib.crc32(t.encode("utf-8")) & mask for t in values), dtype=np.int32, count=len(values)
+        )
+        return columns, np.fromiter(values.values(), dtype=np.float32, count=len(values))
+
+    def transform(self, features: Iterable[MessageFeatures]) -> scipy.sparse.csr_matrix:
+        """Many messages as a CSR matrix (for training)."""
+        import scipy.sparse
+
+        rows = [self.row(f) for f in features]
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        indptr[1:] = np.cumsum([len(c) for c, _ in rows])
+        indices = np.concatenate([c for c, _ in rows]) if rows else np.zeros(0, np.int32)
+        data = np.concatenate([v for _, v in rows]) if rows else np.zeros(0, np.float32)
+        matrix = scipy.sparse.csr_matrix((data, indices, indptr), shape=(len(rows), self.n_features))
+        matrix.sum_duplicates()
+        return matrix
