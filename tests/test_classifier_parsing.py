@@ -124,3 +124,21 @@ def test_time_budget_stops_the_walk() -> None:
 )
 def test_degenerate_inputs_never_raise(raw: bytes) -> None:
     extract_features(parse_mail(raw))
+
+
+PATHOLOGICAL = {
+    "unclosed anchors": b"Content-Type: text/html\n\n" + b'<a href="http://y.example/">' * 5000,
+    "unclosed font tags": b"Content-Type: text/html\n\n" + b"<font color=" * 20000,
+    "unclosed comments": b"Content-Type: text/html\n\n" + b"a<!--" * 20000,
+    "lone brackets": b"Content-Type: text/html\n\n" + b"<" * 200000,
+    "endless host": b"Subject: x\n\nhttp://" + b"a." * 100000,
+    "digit-letter soup": b"Subject: x\n\n" + b"a0" * 100000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PATHOLOGICAL))
+def test_pathological_content_stays_cheap(name: str) -> None:
+    # each of these took seconds with unbounded regular expressions
+    started = time.perf_counter()
+    extract_features(parse_mail(PATHOLOGICAL[name]))
+    assert time.perf_counter() - started < 0.5

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import email.header
 import email.utils
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,13 +35,15 @@ MAX_HTML_CHARS = 96_000
 
 _WORD = re.compile(r"[^\W_]{2,24}|\$[\d,.]+|[!?]{2,}")
 _URL = re.compile(r"""(?i)\b(?:https?://|www\.)[^\s<>"'()\[\]{}]{1,300}""")
-_HREF = re.compile(r"""(?is)<a\b[^>]*?\bhref\s*=\s*["']?([^"'\s>]{1,400})["']?[^>]*>(.{0,200}?)</a""")
+_HREF = re.compile(
+    r"""(?is)<a\b[^>]{0,200}?\bhref\s*=\s*["']?([^"'\s>]{1,400})["']?[^>]{0,200}>(.{0,200}?)</a"""
+)
 _TAG = re.compile(r"<([a-zA-Z][a-zA-Z0-9]{0,10})\b")
 _HIDDEN = re.compile(
-    r"""(?i)display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[0-2]px|<font[^>]*size=["']?[01]\b"""
+    r"""(?i)display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[0-2]px|<font[^>]{0,100}size=["']?[01]\b"""
     r"""|color\s*[:=]\s*["']?#?(?:fff(?:fff)?|white)\b"""
 )
-_COMMENT_IN_WORD = re.compile(r"[A-Za-z]<!--.*?-->[A-Za-z]")
+_COMMENT_IN_WORD = re.compile(r"[A-Za-z]<!--[^<>]{0,40}-->[A-Za-z]")
 _OBFUSCATED = re.compile(r"(?i)\b(?=[a-z0-9@$|]*[a-z])(?=[a-z0-9@$|]*[0@$|])[a-z0-9@$|]{4,}\b")
 _SPACED_WORD = re.compile(r"(?:\b[A-Za-z][ ._*-]){4,}[A-Za-z]\b")
 _IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
@@ -151,7 +154,8 @@ def _html_traits(html: str, traits: list[str], urls: list[str]) -> str:
         traits.append("@html_hidden_text")
     if _COMMENT_IN_WORD.search(html):
         traits.append("@html_comment_in_word")
-    for href, anchor in _HREF.findall(html):
+    for link in itertools.islice(_HREF.finditer(html), 100):
+        href, anchor = link.group(1), link.group(2)
         if href.lower().startswith(("http", "www.")):
             urls.append(href)
             anchor_urls = _URL.findall(anchor)
