@@ -104,8 +104,11 @@ class Peers:
         self.work = work
         self.pidfiles: list[Path] = []
 
-    def run(self, *cmd: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(cmd, check=True, capture_output=True, **kw)  # type: ignore[call-overload]
+    def run(self, *cmd: str) -> None:
+        """Run a command (a daemon forks away); its output goes to a log, not to a pipe that
+        a daemon would keep open and this script would wait on forever."""
+        with (self.work / "commands.log").open("ab") as out:
+            subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
 
     def start_spamd(self) -> None:
         sa = self.work / "sa"
@@ -236,6 +239,7 @@ def timed(scores_of: object, mails: list[Mail], workers: int = 1) -> tuple[np.nd
 
 def row(name: str, labels: np.ndarray, scores: np.ndarray, threshold: float, ms: float) -> str:
     r = summarize(labels, scores, threshold)
+    log(f"{name}: AUC {r.auc:.5f}, recall at <=0.1% FP {100 * r.recall_at_low_fp:.1f}%")
     return (
         f"| {name} | {r.false_positives} | {r.false_negatives} | {r.auc:.5f} | "
         f"{r.one_minus_roca_percent:.4f}% | {100 * r.recall_at_low_fp:.1f}% | {ms:.1f} |"

@@ -30,3 +30,15 @@ def test_default_chain_classifies_real_mail_without_errors(corpus_dir: Path) -> 
     flagged = sum("CLASSIFIER_SPAM" in o.decision.symbols for o in ham) / len(ham)
     assert caught > 0.8 and flagged < 0.05  # the sample includes training mail: a sanity check only
     assert elapsed / len(messages) < 0.05
+
+
+def test_the_slow_standard_library_message_is_cheap(corpus_dir: Path) -> None:
+    # spam_2/00471…: 5.6 s in email's default policy; compat32 with budgets takes milliseconds
+    from milterfilters.classifier.features import extract_features
+    from milterfilters.classifier.parsing import parse_mail
+
+    (path,) = (corpus_dir / "spam" / "spam_2").glob("00471.*")
+    started = time.perf_counter()
+    features = extract_features(parse_mail(path.read_bytes()))
+    assert time.perf_counter() - started < 0.5
+    assert features.words and "@html_only" in features.traits
