@@ -162,7 +162,7 @@ def _shown(address: str) -> str:
     """An address as it may appear in an SMTP reply: printable ASCII, bounded length."""
     text = address.encode("ascii", "backslashreplace").decode("ascii")
     text = "".join(c if " " <= c <= "~" else "?" for c in text)
-    return text if len(text) <= 200 else text[:197] + "..."
+    return text if len(text) <= 200 else f"{text[:100]}...{text[-97:]}"  # keep the domain in view
 
 
 @dataclass(frozen=True)
