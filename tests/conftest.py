@@ -1,96 +1,60 @@
-"""Shared test helpers."""
+"""Shared test fixtures."""
 
-import shutil
-import socket
-import subprocess
-import time
+from __future__ import annotations
+
+import os
+import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.dnsserver import DnsTestServer
+from tests.support.redisserver import RedisTestServer, free_loopback_port
 
-def free_loopback_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
-    """A private redis-server on loopback: no persistence, its own directory."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_loopback_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-                "--protected-mode",
-                "yes",
-                "--loglevel",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"redis-server did not come up on port {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MILTERFILTERS_SHARED", PROJECT_ROOT.parent / "shared"))
+CORPUS_ARCHIVE = SHARED / "corpora" / "spamassassin.tar.xz"
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A real redis-server for the whole test session (tests use their own key prefixes)."""
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The SpamAssassin public corpus unpacked into a temporary folder (never committed)."""
+    if not CORPUS_ARCHIVE.exists():
+        pytest.fail(f"corpus archive not found at {CORPUS_ARCHIVE} (set MILTERFILTERS_SHARED)")
+    target = tmp_path_factory.mktemp("corpus")
+    with tarfile.open(CORPUS_ARCHIVE) as tar:
+        tar.extractall(target, filter="data")
+    yield target / "spamassassin"
+
+
+@pytest.fixture
+def dns_server() -> Iterator[DnsTestServer]:
+    """A real DNS server (UDP and TCP) on a free loopback port, with an empty zone.
+
+    Give it data with ``dns_server.zone = Zone({...})``; point a resolver (or
+    ``[dns] nameservers``) at ``dns_server.address``.
+    """
+    with DnsTestServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisTestServer]:
+    """A real redis-server for the whole session; tests keep apart by their own key prefixes."""
+    server = RedisTestServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def redis_server_factory(tmp_path: Path) -> Iterator[Callable[[], RedisServer]]:
+def redis_server_factory(tmp_path: Path) -> Iterator[Callable[[], RedisTestServer]]:
     """Start private redis-servers (stopped at the end of the test), e.g. to take one down."""
-    servers: list[RedisServer] = []
+    servers: list[RedisTestServer] = []
 
-    def start() -> RedisServer:
-        server = RedisServer(tmp_path / f"redis{len(servers)}")
-        server.workdir.mkdir()
-        servers.append(server)
-        server.start()
-        return server
+    def start() -> RedisTestServer:
+        servers.append(RedisTestServer(tmp_path / f"redis{len(servers)}"))
+        return servers[-1].start()
 
     yield start
     for server in servers:

@@ -11,6 +11,7 @@ import milterfilters
 from milterfilters.config import config_from_dict
 from milterfilters.ratelimit import BackendUnavailable, MemoryBackend, RedisBackend, Window
 from milterfilters.services import Services
+from tests.support.redisserver import RedisTestServer
 
 MESSAGE = b"Subject: rate\r\n\r\nhello\r\n"
 WINDOW = 3600
@@ -220,7 +221,7 @@ def test_configuration_errors(options: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def redis_options(redis_server: Any) -> dict[str, Any]:
+def redis_options(redis_server: RedisTestServer) -> dict[str, Any]:
     return {"backend": "redis", "redis_url": redis_server.url, "key_prefix": f"test:{uuid.uuid4().hex}:"}
 
 
@@ -239,7 +240,7 @@ def test_two_chains_sharing_redis_enforce_one_limit(redis_options: dict[str, Any
     second.close()
 
 
-def test_redis_backend_is_atomic(redis_server: Any) -> None:
+def test_redis_backend_is_atomic(redis_server: RedisTestServer) -> None:
     backend = RedisBackend(redis_server.url, prefix=f"test:{uuid.uuid4().hex}:")
     try:
         assert hammer(backend, threads=4, attempts=60, limit=100) == 100
@@ -247,7 +248,7 @@ def test_redis_backend_is_atomic(redis_server: Any) -> None:
         backend.close()
 
 
-def test_redis_keys_expire(redis_server: Any) -> None:
+def test_redis_keys_expire(redis_server: RedisTestServer) -> None:
     import redis
 
     prefix = f"test:{uuid.uuid4().hex}:"
@@ -293,7 +294,7 @@ def test_unreachable_redis(mode: str, limited: bool, unused_port: int) -> None:
 
 
 def test_redis_outage_and_recovery(
-    redis_server_factory: Callable[[], Any], caplog: pytest.LogCaptureFixture
+    redis_server_factory: Callable[[], RedisTestServer], caplog: pytest.LogCaptureFixture
 ) -> None:
     private_redis = redis_server_factory()
     clock = FakeClock()
