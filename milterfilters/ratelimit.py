@@ -121,13 +121,25 @@ class RedisBackend:
 
     Each check-and-increment is one Lua script, atomic on the server. Keys expire two
     windows after their last increment, so Redis memory is bounded by the active keys.
-    Any Redis error becomes :class:`BackendUnavailable`.
+    Any Redis error becomes :class:`BackendUnavailable`; for ``retry_interval`` seconds
+    after one, calls fail at once instead of waiting out another timeout, so an outage
+    does not add ``timeout`` to every SMTP command.
     """
 
-    def __init__(self, url: str, *, prefix: str = "milterfilters:ratelimit:", timeout: float = 0.5) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "milterfilters:ratelimit:",
+        timeout: float = 0.5,
+        retry_interval: float = 2.0,
+    ) -> None:
         import redis
 
         self.prefix = prefix
+        self.retry_interval = retry_interval
+        self._down_since: float | None = None
+        self._down_reason = ""
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self._client: Any = redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
@@ -135,17 +147,26 @@ class RedisBackend:
         self._script: Callable[..., Any] = self._client.register_script(_ACQUIRE_LUA)
 
     def acquire(self, key: str, cost: int, limit: int, window_seconds: int, now: float) -> Acquired:
+        down_since = self._down_since
+        if down_since is not None and 0 <= now - down_since < self.retry_interval:
+            raise BackendUnavailable(f"{self._down_reason} (not retried for {self.retry_interval:g}s)")
         window = Window.at(now, window_seconds)
         base = f"{self.prefix}{window_seconds}:{key}:"
         keys = [f"{base}{window.index}", f"{base}{window.index - 1}"]
         args = [cost, limit, repr(window.previous_weight), 2 * window_seconds]
         try:
             allowed, current, previous = self._script(keys=keys, args=args)
+            result = Acquired(bool(allowed), _estimate(int(current), int(previous), window))
         except self._errors as e:
-            raise BackendUnavailable(f"redis: {type(e).__name__}: {e}") from e
+            raise self._failed(now, f"redis: {type(e).__name__}: {e}") from e
         except (TypeError, ValueError) as e:
-            raise BackendUnavailable(f"redis answered something unexpected: {e}") from e
-        return Acquired(bool(allowed), _estimate(int(current), int(previous), window))
+            raise self._failed(now, f"redis answered something unexpected: {e}") from e
+        self._down_since = None
+        return result
+
+    def _failed(self, now: float, reason: str) -> BackendUnavailable:
+        self._down_since, self._down_reason = now, reason
+        return BackendUnavailable(reason)
 
     def close(self) -> None:
         try:

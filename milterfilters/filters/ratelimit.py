@@ -53,6 +53,10 @@ class RateLimitOptions:
         "Redis server, as redis://host:port/db or unix:///path/to/socket", "redis://127.0.0.1:6379/0"
     )
     redis_timeout: float = doc("seconds to wait for Redis before backend_failure applies", 0.5)
+    redis_retry_interval: float = doc(
+        "after a Redis failure, seconds during which backend_failure applies at once without asking Redis",
+        2.0,
+    )
     key_prefix: str = doc("prefix of the Redis keys", "milterfilters:ratelimit:")
     max_tracked_keys: int = doc("memory backend: keys kept at most (least recently used go first)", 100_000)
     backend_failure: Literal["open", "closed"] = doc(
@@ -74,6 +78,8 @@ class RateLimitOptions:
             raise ValueError("ipv6_prefix must be between 1 and 128")
         if self.redis_timeout <= 0:
             raise ValueError("redis_timeout must be positive")
+        if self.redis_retry_interval < 0:
+            raise ValueError("redis_retry_interval must not be negative")
         if self.max_tracked_keys < 1:
             raise ValueError("max_tracked_keys must be at least 1")
         for entry in self.exempt_networks:
@@ -110,7 +116,10 @@ class RateLimitFilter(Filter):
         self.backend: RateLimitBackend
         if options.backend == "redis":
             self.backend = RedisBackend(
-                options.redis_url, prefix=options.key_prefix, timeout=options.redis_timeout
+                options.redis_url,
+                prefix=options.key_prefix,
+                timeout=options.redis_timeout,
+                retry_interval=options.redis_retry_interval,
             )
         else:
             self.backend = MemoryBackend(options.max_tracked_keys)
