@@ -210,7 +210,7 @@ class RelayOptions:
 
 
 class RelayFilter(Filter):
-    """Relay authorization: who may send where (see the module documentation)."""
+    """Relay authorization: trusted and authenticated clients send anywhere, others only to our domains."""
 
     name = "relay"
     Options = RelayOptions
