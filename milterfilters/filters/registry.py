@@ -14,6 +14,7 @@ ENTRY_POINT_GROUP = "milterfilters.filters"
 
 #: Built-in filters in chain order: who is talking first, then what DNS says, then content.
 BUILTIN: dict[str, str] = {
+    "spf": "milterfilters.filters.spf:SpfFilter",
     "gtube": "milterfilters.filters.gtube:GtubeFilter",
     "size": "milterfilters.filters.size:SizeFilter",
 }
