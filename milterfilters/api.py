@@ -53,6 +53,7 @@ def build_chain(
         policy,
         authserv_id=config.milter.effective_authserv_id,
         status_headers=actions.status_headers,
+        max_body_bytes=config.milter.max_body_bytes,
         metrics=services.metrics,
     )
 
@@ -136,7 +137,7 @@ def evaluate(
     message's Return-Path or From. The top-level decision covers accepted recipients.
     """
     if not isinstance(message, Message):
-        message = parse_message(message, max_body_bytes=None)
+        message = parse_message(message, max_body_bytes=chain.max_body_bytes)
     ip = client_ip or "127.0.0.1"
     family = "inet6" if ":" in ip else "inet"
     connection = Connection(

@@ -72,6 +72,7 @@ class Chain:
         *,
         authserv_id: str = "localhost",
         status_headers: bool = True,
+        max_body_bytes: int = 10 * 1024 * 1024,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -79,6 +80,7 @@ class Chain:
         self.policy = policy or Policy()
         self.authserv_id = authserv_id
         self.status_headers = status_headers
+        self.max_body_bytes = max_body_bytes
         self.metrics = metrics or Metrics()
         self.clock = clock
         self._by_stage = {

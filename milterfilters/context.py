@@ -106,8 +106,8 @@ class HeaderField:
 
     @property
     def value(self) -> str:
-        """The value unfolded and stripped."""
-        return " ".join(self.raw_value.replace("\r\n", "\n").split("\n")).strip()
+        """The value unfolded (RFC 5322 §2.2.3: line breaks removed) and stripped."""
+        return self.raw_value.replace("\r\n", "").replace("\n", "").strip()
 
     def raw_bytes(self) -> bytes:
         text = f"{self.name}:{self.raw_value}"

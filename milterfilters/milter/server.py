@@ -1,0 +1,174 @@
+"""``milterfilters run``: a supervising parent around one libmilter worker process.
+
+Why a parent: libmilter's signal thread turns SIGHUP into a stop and Python never sees the
+signals while libmilter runs. The parent handles the signals instead:
+
+* SIGHUP — validate the configuration file; if valid, tell the worker to reload (it swaps
+  its chain; connections in flight finish on the old one); if invalid, log and keep running.
+* SIGTERM/SIGINT — stop the worker (libmilter lets connections finish) and exit within
+  ``[milter] stop_timeout`` seconds, then remove the unix socket.
+* The worker dying unexpectedly — log, count, and start a new one after a short backoff;
+  meanwhile the MTA applies its milter_default_action (tempfail), so no mail is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from types import FrameType
+
+from milterfilters.config import Config, load_config
+from milterfilters.milter.socketspec import SocketSpec, parse_socket_spec
+from milterfilters.milter.worker import configure_logging
+from milterfilters.schema import ConfigError
+
+log = logging.getLogger("milterfilters.supervisor")
+
+#: the exit status of a worker that could not start (configuration, socket): not retried
+#: when it is the first worker, since a restart would fail the same way
+STARTUP_FAILURE = 2
+
+
+class SocketInUse(Exception):
+    """Another process is already listening on the configured socket."""
+
+
+def check_socket_free(spec: SocketSpec) -> None:
+    """Raise :class:`SocketInUse` if something listens on ``spec``; remove a stale unix
+    socket file left behind by a crash."""
+    if spec.family != "unix" or not os.path.exists(spec.path):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(spec.path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        log.info("removing stale socket %s", spec.path)
+        os.unlink(spec.path)
+        return
+    except OSError as e:
+        raise SocketInUse(f"cannot probe {spec.path}: {e}") from e
+    finally:
+        probe.close()
+    raise SocketInUse(f"another milter is listening on {spec.path}")
+
+
+class Supervisor:
+    """Runs and watches the worker process; handles SIGHUP, SIGTERM and crashes."""
+
+    def __init__(self, config_path: str | None, config: Config, spec: SocketSpec) -> None:
+        self.config_path = config_path
+        self.config = config
+        self.spec = spec
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.stopping = False
+        self.reload_requested = False
+        self.restarts = 0
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self.reload_requested = True
+        else:
+            self.stopping = True
+
+    def _start_worker(self) -> subprocess.Popen[bytes]:
+        cmd = [sys.executable, "-m", "milterfilters.milter.worker", "--socket", self.spec.libmilter]
+        if self.config_path:
+            cmd += ["--config", self.config_path]
+        worker = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+        log.info("started worker pid %d on %s", worker.pid, self.spec.libmilter)
+        return worker
+
+    def _reload(self) -> None:
+        self.reload_requested = False
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as e:
+            log.error("reload refused, keeping the running configuration: %s", e)
+            return
+        if parse_socket_spec(config.milter.socket) != parse_socket_spec(self.config.milter.socket):
+            log.warning("reload: a changed [milter] socket takes effect only after a restart")
+        self.config = config
+        configure_logging(config)
+        if self.worker is not None and self.worker.stdin is not None:
+            try:
+                self.worker.stdin.write(b"reload\n")
+                self.worker.stdin.flush()
+                log.info("reload sent to worker pid %d", self.worker.pid)
+            except OSError as e:
+                log.error("cannot reach worker to reload: %s", e)
+
+    def _stop_worker(self) -> int:
+        worker = self.worker
+        if worker is None or worker.poll() is not None:
+            return 0
+        worker.send_signal(signal.SIGTERM)
+        try:
+            return worker.wait(timeout=self.config.milter.stop_timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("worker pid %d did not stop in time; killing it", worker.pid)
+            worker.kill()
+            return worker.wait()
+
+    def serve(self) -> int:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+        first = True
+        backoff = 1.0
+        self.worker = self._start_worker()
+        try:
+            while not self.stopping:
+                if self.reload_requested:
+                    self._reload()
+                code = self.worker.poll()
+                if code is None:
+                    time.sleep(0.1)
+                    continue
+                if first and code == STARTUP_FAILURE:
+                    log.error("worker failed to start")
+                    return code
+                first = False
+                self.restarts += 1
+                log.error("worker pid %d exited with %d; restarting in %.0fs", self.worker.pid, code, backoff)
+                deadline = time.monotonic() + backoff
+                while time.monotonic() < deadline and not self.stopping:
+                    time.sleep(0.1)
+                if self.stopping:
+                    break
+                backoff = min(backoff * 2, 30.0)
+                check_socket_free(self.spec)
+                self.worker = self._start_worker()
+        finally:
+            self._stop_worker()
+            if self.spec.family == "unix":
+                try:
+                    os.unlink(self.spec.path)
+                except FileNotFoundError:
+                    pass
+        log.info("stopped")
+        return 0
+
+
+def run(config_path: str | None, *, socket_override: str | None = None) -> int:
+    """Run the milter in the foreground until SIGTERM/SIGINT; returns the exit status."""
+    config = load_config(config_path)
+    configure_logging(config)
+    try:
+        spec = parse_socket_spec(socket_override or config.milter.socket)
+    except ValueError as e:
+        raise ConfigError(str(e), source=config.source, key="milter.socket") from None
+    try:
+        check_socket_free(spec)
+    except SocketInUse as e:
+        print(f"milterfilters: {e}", file=sys.stderr)
+        return 2
+    # build the chain once here so that a broken model or filter fails fast, in the foreground
+    from milterfilters.api import build_chain
+
+    build_chain(config).close()
+    return Supervisor(config_path, config, spec).serve()

@@ -1,0 +1,139 @@
+"""The milter worker process: libmilter's event loop around the chain.
+
+Started by the supervisor (:mod:`milterfilters.milter.server`), never by hand. libmilter
+runs its own signal thread that treats SIGHUP like SIGTERM, and Python never sees those
+signals while ``milter.main()`` runs; so reloads arrive as ``reload`` lines on stdin from
+the supervisor, read by a Python thread that swaps the chain. EOF on stdin (the
+supervisor is gone) stops the worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import grp
+import logging
+import os
+import sys
+import threading
+
+import Milter
+import milter as libmilter
+
+from milterfilters import decisionlog
+from milterfilters.api import build_chain
+from milterfilters.config import Config, load_config
+from milterfilters.milter.adapter import MILTER_FLAGS, ChainHolder, make_milter_class
+from milterfilters.milter.socketspec import SocketSpec, parse_socket_spec
+from milterfilters.schema import ConfigError
+
+log = logging.getLogger("milterfilters.worker")
+
+
+def configure_logging(config: Config) -> None:
+    logging.basicConfig(
+        level=getattr(logging, config.logging.level.upper()),
+        format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    decisionlog.LOG_FORMAT = config.logging.format
+
+
+def _set_callbacks(milter_class: type[Milter.Base]) -> None:
+    """Register the callbacks as pymilter's runmilter does (it gives no hook between
+    opening the socket and serving, which we need to set the socket's mode and group)."""
+    Milter.factory = milter_class
+    libmilter.set_flags(MILTER_FLAGS)
+    libmilter.set_exception_policy(Milter.TEMPFAIL)  # an escaped exception never accepts mail
+    libmilter.set_connect_callback(Milter.connect_callback)
+    libmilter.set_helo_callback(lambda ctx, host: ctx.getpriv().hello(host))
+    libmilter.set_envfrom_callback(lambda ctx, *b: ctx.getpriv().envfrom_bytes(*b))
+    libmilter.set_envrcpt_callback(lambda ctx, *b: ctx.getpriv().envrcpt_bytes(*b))
+    libmilter.set_header_callback(lambda ctx, f, v: ctx.getpriv().header_bytes(f, v))
+    libmilter.set_eoh_callback(lambda ctx: ctx.getpriv().eoh())
+    libmilter.set_body_callback(lambda ctx, chunk: ctx.getpriv().body(chunk))
+    libmilter.set_eom_callback(lambda ctx: ctx.getpriv().eom())
+    libmilter.set_abort_callback(lambda ctx: ctx.getpriv().abort())
+    libmilter.set_close_callback(Milter.close_callback)
+
+
+def _fix_socket_permissions(spec: SocketSpec, config: Config) -> None:
+    if spec.family != "unix":
+        return
+    os.chmod(spec.path, int(config.milter.socket_mode, 8))
+    if config.milter.socket_group:
+        os.chown(spec.path, -1, grp.getgrnam(config.milter.socket_group).gr_gid)
+
+
+def _reload_loop(holder: ChainHolder, config_path: str | None) -> None:
+    """Read commands from the supervisor; ``reload`` rebuilds and swaps the chain."""
+    for line in sys.stdin:
+        command = line.strip()
+        if command != "reload":
+            continue
+        try:
+            config = load_config(config_path)
+            chain = build_chain(config)
+        except Exception as e:
+            log.error("reload failed, keeping the running configuration: %s", e)
+            continue
+        configure_logging(config)
+        old = holder.replace(chain)
+        log.info("reloaded configuration from %s", config.source)
+        # Connections in flight keep using the old chain; its filters hold no per-message
+        # state, so it is simply left to the garbage collector.
+        del old
+    log.info("supervisor gone (stdin closed); stopping")
+    libmilter.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="milterfilters-worker")
+    parser.add_argument("--config")
+    parser.add_argument("--socket", required=True)
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        configure_logging(config)
+        spec = parse_socket_spec(args.socket)
+        chain = build_chain(config)
+    except (ConfigError, ValueError) as e:
+        print(f"milterfilters: configuration error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        logging.getLogger("milterfilters.worker").exception("cannot build the filter chain")
+        print(f"milterfilters: cannot start: {e}", file=sys.stderr)
+        return 2
+    holder = ChainHolder(chain)
+    _set_callbacks(make_milter_class(holder))
+    libmilter.setconn(spec.libmilter)
+    libmilter.settimeout(config.milter.timeout)
+    libmilter.register(
+        config.milter.name,
+        data=lambda ctx: ctx.getpriv().data(),
+        unknown=lambda ctx, cmd: ctx.getpriv().unknown(cmd),
+        negotiate=Milter.negotiate_callback,
+    )
+    old_umask = os.umask(0o177)  # the socket is created private, then opened up as configured
+    try:
+        libmilter.opensocket(True)  # True: remove a stale socket file (the supervisor checked)
+    except libmilter.error as e:
+        print(f"milterfilters: cannot listen on {args.socket}: {e}", file=sys.stderr)
+        return 2
+    finally:
+        os.umask(old_umask)
+    try:
+        _fix_socket_permissions(spec, config)
+    except (OSError, KeyError) as e:
+        print(f"milterfilters: cannot set socket permissions: {e}", file=sys.stderr)
+        return 2
+    threading.Thread(target=_reload_loop, args=(holder, args.config), daemon=True, name="reload").start()
+    names = ", ".join(link.name for link in chain.links) or "none"
+    log.info("listening on %s (filters: %s)", args.socket, names)
+    libmilter.main()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
