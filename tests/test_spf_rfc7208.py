@@ -43,7 +43,12 @@ def spf_chain(server: DnsTestServer) -> Chain:
         {
             "dns": {"nameservers": [server.address], "timeout": TIMEOUT},
             "milter": {"authserv_id": "mx.test"},
-            "spf": {"default_explanation": "DEFAULT", "check_helo": False, "trusted_networks": []},
+            "spf": {
+                "enabled": True,
+                "default_explanation": "DEFAULT",
+                "check_helo": False,
+                "trusted_networks": [],
+            },
             "gtube": {"enabled": False},
             "size": {"enabled": False},
         }

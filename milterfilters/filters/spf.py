@@ -130,6 +130,9 @@ class SpfFilter(Filter):
 
     name = "spf"
     Options = SpfOptions
+    # Opt-in: with it, the default configuration would query the system's DNS for every
+    # message, including in ``milterfilters check`` and in tests.
+    enabled_by_default = False
     symbols: ClassVar[dict[str, float]] = {
         "SPF_PASS": -0.5,
         "SPF_FAIL": 3.0,
