@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import tomllib
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from dnslib import QTYPE, RR, TXT
 
 from milterfilters.api import Outcome, build_chain, evaluate
 from milterfilters.chain import Chain
-from milterfilters.config import config_from_dict
+from milterfilters.config import config_from_dict, render_config
 from milterfilters.schema import ConfigError
 from milterfilters.verdict import Action
 from tests.support.dnsserver import DnsTestServer, Fault, Reply, Zone
@@ -271,3 +272,10 @@ def test_pyspf_outside_a_check_never_reaches_the_system_resolver() -> None:
 def test_bad_options_are_config_errors(spf: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         config_from_dict({"spf": spf})
+
+
+def test_effective_configuration_round_trips_with_domain_overrides() -> None:
+    data = {"spf": {"enabled": True, "fail": "reject", "domains": {"example.com": {"fail": "score"}}}}
+    config = config_from_dict(data)
+    rendered = config_from_dict(tomllib.loads(render_config(config)))
+    assert rendered.filter("spf").options == config.filter("spf").options

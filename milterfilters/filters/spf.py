@@ -58,12 +58,12 @@ def _networks(specs: tuple[str, ...] | list[str]) -> tuple[Network, ...]:
 
 @dataclass(frozen=True)
 class SpfDomainPolicy:
-    """Overrides for senders in one domain (and its subdomains); unset keys inherit."""
+    """Overrides for senders in one domain and its subdomains; "inherit" keeps [spf]'s."""
 
-    fail: RejectOrScore | None = doc("action for fail", None)
-    softfail: RejectOrScore | None = doc("action for softfail", None)
-    permerror: RejectOrScore | None = doc("action for permerror", None)
-    temperror: TempfailOrScore | None = doc("action for temperror", None)
+    fail: Literal["inherit", "score", "reject"] = doc("action for fail", "inherit")
+    softfail: Literal["inherit", "score", "reject"] = doc("action for softfail", "inherit")
+    permerror: Literal["inherit", "score", "reject"] = doc("action for permerror", "inherit")
+    temperror: Literal["inherit", "score", "tempfail"] = doc("action for temperror", "inherit")
 
 
 @dataclass(frozen=True)
@@ -242,7 +242,7 @@ class SpfFilter(Filter):
         for suffix, policy in self._domains:
             if domain == suffix or domain.endswith("." + suffix):
                 override = getattr(policy, result)
-                if override is not None:
+                if override != "inherit":
                     return str(override)
         return str(getattr(self.options, result))
 
