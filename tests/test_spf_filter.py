@@ -144,6 +144,9 @@ def test_silent_dns_costs_at_most_the_timeout_and_mail_is_scored(zone_server: Dn
     assert outcome.action is Action.ACCEPT
     assert symbols(outcome) == ["SPF_TEMPERROR", "SPF_HELO_TEMPERROR"]
     assert "spf=temperror" in auth_results(outcome)
+    metrics = chain.metrics
+    assert metrics.get("spf_results_total", identity="mailfrom", result="temperror") == 1
+    assert metrics.get("dns_timeouts_total", type="TXT") == 1
 
 
 def test_silent_dns_tempfails_when_configured(zone_server: DnsTestServer) -> None:

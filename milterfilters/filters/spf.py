@@ -174,7 +174,7 @@ class SpfFilter(Filter):
         timeout = self.services.config.dns.timeout
 
         def check(address: str) -> SpfCheck:
-            return check_host(
+            result = check_host(
                 str(ip),
                 address,
                 helo,
@@ -183,6 +183,8 @@ class SpfFilter(Filter):
                 default_explanation=self.options.default_explanation,
                 timeout=timeout,
             )
+            self.services.metrics.inc("spf_results_total", identity=result.identity, result=result.result)
+            return result
 
         findings: list[Finding] = []
         auth_results: list[AuthResult] = []
