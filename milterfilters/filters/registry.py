@@ -16,6 +16,7 @@ ENTRY_POINT_GROUP = "milterfilters.filters"
 BUILTIN: dict[str, str] = {
     "relay": "milterfilters.filters.relay:RelayFilter",
     "ratelimit": "milterfilters.filters.ratelimit:RateLimitFilter",
+    "spf": "milterfilters.filters.spf:SpfFilter",
     "gtube": "milterfilters.filters.gtube:GtubeFilter",
     "size": "milterfilters.filters.size:SizeFilter",
 }
