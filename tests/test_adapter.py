@@ -152,8 +152,8 @@ class _NegotiationCtx:
 
 
 def test_negotiation_asks_only_for_what_filters_need() -> None:
-    config = {"gtube": {"enabled": False}, "size": {"enabled": False}, "classifier": {"enabled": False}}
-    chain = build_chain(config_from_dict(config))
+    disabled = ("gtube", "size", "relay", "classifier")
+    chain = build_chain(config_from_dict({name: {"enabled": False} for name in disabled}))
     m: ChainMilter = make_milter_class(ChainHolder(chain))()
     fake = _NegotiationCtx()
     m._ctx = fake
