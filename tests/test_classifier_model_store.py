@@ -116,3 +116,15 @@ def test_shipped_default_model_loads() -> None:
 def test_copied_model_loads_checksums_cover_content_not_location(tmp_path: Path) -> None:
     shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "copy", ignore=shutil.ignore_patterns("*.md"))
     assert load_model(tmp_path / "copy").intercept == load_model(DEFAULT_MODEL_DIR).intercept
+
+
+def test_cached_loading_sees_a_retrained_model(tmp_path: Path) -> None:
+    from milterfilters.classifier.model import load_model_cached
+
+    save_model(tiny_model(), tmp_path)
+    first = load_model_cached(tmp_path)
+    assert load_model_cached(tmp_path) is first
+    changed = tiny_model()
+    changed.intercept = -3.0
+    save_model(changed, tmp_path)
+    assert load_model_cached(tmp_path).intercept == -3.0

@@ -226,21 +226,26 @@ __all__ = [
     "save_model",
 ]
 
-_cache: dict[tuple[str, str], Model] = {}
+_cache: dict[str, tuple[str, Model]] = {}
 _cache_lock = threading.Lock()
 
 
 def load_model_cached(directory: str | os.PathLike[str]) -> Model:
-    """:func:`load_model`, shared between chains built from the same unchanged directory."""
+    """:func:`load_model`, shared by the chains built from one unchanged directory.
+
+    Chains are rebuilt on every reload (SIGHUP) and in tests; a model whose checksums file
+    is unchanged is not read again. One model is kept per directory.
+    """
     path = Path(directory).resolve()
     try:
-        key = (str(path), (path / CHECKSUM_FILE).read_text())
+        sums = (path / CHECKSUM_FILE).read_text()
     except OSError:
         return load_model(path)  # raises the precise error
     with _cache_lock:
-        model = _cache.get(key)
-    if model is None:
-        model = load_model(path)
-        with _cache_lock:
-            _cache[key] = model
+        cached = _cache.get(str(path))
+    if cached is not None and cached[0] == sums:
+        return cached[1]
+    model = load_model(path)
+    with _cache_lock:
+        _cache[str(path)] = (sums, model)
     return model
