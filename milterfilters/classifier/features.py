@@ -21,7 +21,7 @@ import email.header
 import email.utils
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from selectolax.lexbor import LexborHTMLParser
@@ -53,7 +53,8 @@ _SECOND_LEVEL = frozenset({"co", "com", "net", "org", "ac", "gov", "edu", "ne", 
 _HTML_TAGS_OF_INTEREST = frozenset(
     {"table", "font", "img", "form", "input", "script", "iframe", "center", "map", "area", "style", "object"}
 )
-_HEADERS_READ = ("from", "reply-to", "to", "cc", "subject", "date", "message-id", "x-mailer", "user-agent")
+#: Header fields whose absence is a trait. Besides these, only X-Mailer and User-Agent are read.
+_EXPECTED_HEADERS = ("from", "reply-to", "to", "cc", "subject", "date", "message-id")
 
 
 @dataclass(frozen=True)
@@ -64,13 +65,12 @@ class MessageFeatures:
     traits: tuple[str, ...]
 
 
-def bucket(value: float, edges: Iterable[float]) -> int:
-    """The index of the first edge ``value`` does not exceed (len(edges) when above all)."""
-    i = 0
+def bucket(value: float, edges: Sequence[float]) -> int:
+    """The index of the first edge ``value`` does not exceed (``len(edges)`` when above all)."""
     for i, edge in enumerate(edges):
         if value <= edge:
             return i
-    return i + 1
+    return len(edges)
 
 
 def decode_header_text(value: str) -> str:
@@ -201,7 +201,7 @@ def _address_traits(prefix: str, value: str, traits: list[str]) -> str:
 def _header_traits(mail: ParsedMail, traits: list[str]) -> str:
     """Traits of the header fields this module reads; returns the decoded subject."""
     present = {name for name, _ in mail.headers}
-    for name in _HEADERS_READ[:7]:
+    for name in _EXPECTED_HEADERS:
         if name not in present:
             traits.append("@missing:" + name)
     from_domain = _address_traits("from", mail.header("from"), traits)
