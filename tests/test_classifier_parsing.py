@@ -93,7 +93,7 @@ def test_huge_message_reads_only_a_prefix() -> None:
     started = time.perf_counter()
     mail = parse_mail(raw, max_bytes=64 * 1024)
     f = extract_features(mail)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 2.0
     assert mail.truncated and "@huge" in f.traits
     assert mail.raw_size == len(raw)
 
@@ -141,4 +141,12 @@ def test_pathological_content_stays_cheap(name: str) -> None:
     # each of these took seconds with unbounded regular expressions
     started = time.perf_counter()
     extract_features(parse_mail(PATHOLOGICAL[name]))
-    assert time.perf_counter() - started < 0.5
+    assert (
+        time.perf_counter() - started < 1.5
+    )  # generous: the machine may be busy; unbounded, these took 3-5 s
+
+
+def test_years_fold_into_one_token() -> None:
+    words = features_of(b"Subject: Offer 2002\n\nIn 1999 and 2024, not 2100 or 12345.\n").words
+    assert words.count("#year") == 2 and "s:#year" in words
+    assert {"2100", "12345"} <= set(words) and "2024" not in words

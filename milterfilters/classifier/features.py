@@ -73,6 +73,13 @@ def bucket(value: float, edges: Sequence[float]) -> int:
     return len(edges)
 
 
+def _fold(word: str) -> str:
+    """Lower-case a word; a year (19xx, 20xx) becomes ``#year``, which carries across decades."""
+    if len(word) == 4 and word.isdigit() and word[:2] in ("19", "20"):
+        return "#year"
+    return word.lower()
+
+
 def decode_header_text(value: str) -> str:
     """Decode RFC 2047 encoded words; bogus charsets and broken encodings never raise."""
     if "=?" not in value:
@@ -309,6 +316,6 @@ def extract_features(mail: ParsedMail) -> MessageFeatures:
     urls.extend(_URL.findall(body))
     _url_traits(urls, traits)
     _text_traits(body, traits)
-    body_words = [w.lower() for w in _WORD.findall(body)]
-    words = ["s:" + w.lower() for w in _WORD.findall(subject)] + body_words
+    body_words = [_fold(w) for w in _WORD.findall(body)]
+    words = ["s:" + _fold(w) for w in _WORD.findall(subject)] + body_words
     return MessageFeatures(words=tuple(words), traits=tuple(traits))
