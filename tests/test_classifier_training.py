@@ -40,6 +40,8 @@ def test_train_then_evaluate_round_trip(
     result = json.loads(capsys.readouterr().out)
     assert (result["ham"], result["spam"]) == (20, 20)
     assert result["auc"] > 0.99 and result["false_positives"] == 0 and result["false_negatives"] == 0
+    assert (result["threshold"], result["high_threshold"]) == (0.5, 0.99)
+    assert result["high_false_positives"] == 0
     rows = [line.split("\t") for line in scores.read_text().splitlines()]
     assert len(rows) == 40
     assert all(float(p) < 0.5 for _, label, p in rows if label == "ham")
@@ -97,8 +99,12 @@ def test_split_file_selects_rows_of_an_archive(tmp_path: Path, capsys: pytest.Ca
     corpus_args = ["--corpus", str(archive), "--split-file", str(split)]
     assert main(["train", *BITS, *corpus_args, "--split", "train", "--out", str(out)]) == 0
     assert "20 ham, 20 spam" in capsys.readouterr().out
-    assert main(["evaluate", *corpus_args, "--split", "test", "--model", str(out), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["ham"] == 10
+    config = tmp_path / "c.toml"
+    config.write_text("[classifier]\nspam_threshold = 0.9\nhigh_threshold = 0.95\n")
+    evaluate = ["evaluate", *corpus_args, "--split", "test", "--model", str(out), "--json"]
+    assert main([*evaluate, "--config", str(config)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["ham"] == 10 and (result["threshold"], result["high_threshold"]) == (0.9, 0.95)
     # the same rows from the unpacked folder
     assert (
         main(

@@ -141,13 +141,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _threshold(config_path: str | None) -> float:
+def _thresholds(config_path: str | None) -> tuple[float, float]:
+    """``spam_threshold`` and ``high_threshold`` of ``[classifier]`` (defaults without a config)."""
     from milterfilters.config import load_config
     from milterfilters.filters.classifier import ClassifierOptions
 
-    if config_path is None:
-        return ClassifierOptions().spam_threshold
-    return float(load_config(config_path).filter("classifier").options.spam_threshold)
+    options = (
+        ClassifierOptions() if config_path is None else load_config(config_path).filter("classifier").options
+    )
+    return float(options.spam_threshold), float(options.high_threshold)
 
 
 def _score(
@@ -174,7 +176,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from milterfilters.classifier.evaluation import summarize
     from milterfilters.cli import UsageError
 
-    threshold = _threshold(args.config)
+    threshold, high = _thresholds(args.config)
     names, labels, scores, elapsed = _score(_messages(args), args.model)
     if not len(labels):
         raise UsageError("no messages to evaluate")
@@ -188,14 +190,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         plot_evaluation(labels, scores, threshold, args.plot)
     ms = 1000 * elapsed / len(labels)
+    at_high = summarize(labels, scores, high)
     if args.json:
-        print(json.dumps(result.as_dict() | {"ms_per_message": round(ms, 3)}, indent=2))
+        extra = {
+            "high_threshold": high,
+            "high_false_positives": at_high.false_positives,
+            "high_false_negatives": at_high.false_negatives,
+            "ms_per_message": round(ms, 3),
+        }
+        print(json.dumps(result.as_dict() | extra, indent=2))
         return 0
     print(f"messages: {result.ham} ham, {result.spam} spam  ({ms:.2f} ms/message)")
     print(f"ROC AUC: {result.auc:.5f}   1-ROCA: {result.one_minus_roca_percent:.4f}%")
     print(
         f"at threshold {threshold:g}: {result.false_positives} false positives (ham as spam), "
         f"{result.false_negatives} false negatives (spam missed)"
+    )
+    print(
+        f"at high threshold {high:g}: {at_high.false_positives} false positives, "
+        f"{at_high.false_negatives} false negatives"
     )
     recall = 100 * result.recall_at_low_fp
     print(f"spam recall at <={100 * result.max_fp_rate:g}% ham misclassified: {recall:.1f}%")
