@@ -301,7 +301,8 @@ class SendmailQueue(_FileMailbox):
 
     def _parse(self, path: Path) -> email.message.Message | None:
         try:
-            control = path.read_text(errors="replace")
+            # macro references are stored as byte 0x81 + name: show them as $name
+            control = path.read_bytes().decode("latin-1").replace("\x81", "$")
             body = (path.parent / ("df" + path.name[2:])).read_bytes()
         except FileNotFoundError:
             return None
