@@ -68,11 +68,21 @@ class DnsSection:
         "servers to ask, as host or host:port; empty uses the system resolver",
         default_factory=tuple,
     )
-    timeout: float = doc("seconds per DNS query", 5.0)
+    timeout: float = doc("seconds per DNS query, and per message for each filter's checks", 5.0)
+    cache_size: int = doc("answers kept in the TTL cache (negative answers included); 0 = no cache", 10000)
+    lookup_budget: int = doc("DNS lookups one check may make (cache hits count) before temperror", 250)
 
     def validate(self) -> None:
         if self.timeout <= 0:
             raise ValueError("timeout must be positive")
+        if self.cache_size < 0:
+            raise ValueError("cache_size must not be negative")
+        if self.lookup_budget < 1:
+            raise ValueError("lookup_budget must be at least 1")
+        from milterfilters.dns.resolver import parse_nameserver
+
+        for spec in self.nameservers:
+            parse_nameserver(spec)
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,13 @@ def test_findings_are_weighted_and_thresholds_pick_the_action() -> None:
 
 @pytest.mark.parametrize(
     ("score", "expected"),
-    [(4.99, Action.ACCEPT), (5.0, Action.TAG), (7.99, Action.TAG), (8.0, Action.QUARANTINE), (10.0, Action.REJECT)],
+    [
+        (4.99, Action.ACCEPT),
+        (5.0, Action.TAG),
+        (7.99, Action.TAG),
+        (8.0, Action.QUARANTINE),
+        (10.0, Action.REJECT),
+    ],
 )
 def test_threshold_boundaries_are_inclusive(score: float, expected: Action) -> None:
     policy = Policy(tag=5.0, quarantine=8.0, reject=10.0)
@@ -94,7 +100,9 @@ def test_unweighted_symbols_score_zero_and_factor_scales() -> None:
 
 def test_hard_reject_short_circuits_the_stage() -> None:
     calls: list[str] = []
-    first = scripted("first", {Stage.EOM: lambda ctx: Verdict.reject(REJECT_554, Finding("HARD"))}, calls=calls)
+    first = scripted(
+        "first", {Stage.EOM: lambda ctx: Verdict.reject(REJECT_554, Finding("HARD"))}, calls=calls
+    )
     second = scripted("second", {Stage.EOM: found("LATER")}, calls=calls)
     out = evaluate(chain_of(first, second), MSG)
     assert out.action is Action.REJECT
@@ -150,7 +158,10 @@ def test_exception_becomes_tempfail_by_default_and_is_counted() -> None:
     chain = chain_of(scripted("crashy", {Stage.EOM: boom}))
     out = evaluate(chain, MSG)
     assert out.action is Action.TEMPFAIL
-    assert out.decision.reply is not None and (out.decision.reply.code, out.decision.reply.enhanced) == (451, "4.7.1")
+    assert out.decision.reply is not None and (out.decision.reply.code, out.decision.reply.enhanced) == (
+        451,
+        "4.7.1",
+    )
     assert chain.metrics.get("filter_errors_total", filter="crashy") == 1
     assert any("RuntimeError: bug" in e for e in out.decision.errors)
 
@@ -249,7 +260,17 @@ def test_connection_findings_apply_to_every_message_of_the_connection() -> None:
 
 
 def test_transaction_state_does_not_leak_between_messages() -> None:
-    f = scripted("m", {Stage.MAIL: lambda ctx: Verdict.found(Finding("FROM_BAD")) if ctx.envelope and ctx.envelope.mail_from == "bad@x.test" else None, Stage.EOM: lambda ctx: None})  # noqa: E501
+    f = scripted(
+        "m",
+        {
+            Stage.MAIL: lambda ctx: (
+                Verdict.found(Finding("FROM_BAD"))
+                if ctx.envelope and ctx.envelope.mail_from == "bad@x.test"
+                else None
+            ),
+            Stage.EOM: lambda ctx: None,
+        },
+    )
     chain = chain_of(f, weights={"FROM_BAD": 7.0})
     s = chain.session()
     s.connect()

@@ -12,14 +12,26 @@ GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 def check(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "milterfilters.cli", "check", *args], input=stdin, capture_output=True, timeout=60
+        [sys.executable, "-m", "milterfilters.cli", "check", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
     )
 
 
 def test_check_json_for_gtube() -> None:
     msg = f"From: a@example.org\nSubject: test\n\n{GTUBE}\n".encode()
-    r = check("--json", "--client-ip", "203.0.113.5", "--rcpt", "User@Example.NET", "--rcpt", "b@example.net", "-",
-              stdin=msg)
+    r = check(
+        "--json",
+        "--client-ip",
+        "203.0.113.5",
+        "--rcpt",
+        "User@Example.NET",
+        "--rcpt",
+        "b@example.net",
+        "-",
+        stdin=msg,
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["action"] == "reject"
@@ -50,5 +62,7 @@ def test_check_text_output_and_errors(tmp_path: Path) -> None:
     bad.write_text("[milter]\nsocket = 3\n")
     r = check("--config", str(bad), "-", stdin=b"")
     assert r.returncode == 2 and b"milter.socket" in r.stderr
-    usage = subprocess.run([sys.executable, "-m", "milterfilters.cli", "check", "--bogus"], capture_output=True)
+    usage = subprocess.run(
+        [sys.executable, "-m", "milterfilters.cli", "check", "--bogus"], capture_output=True
+    )
     assert usage.returncode == 2

@@ -27,7 +27,7 @@ def test_values_are_typed(tmp_path: Path) -> None:
             tmp_path,
             '[milter]\nsocket = "unix:/tmp/x.sock"\nauthserv_id = "mx.example.net"\n'
             '[dns]\nnameservers = ["127.0.0.1:5353"]\ntimeout = 2\n'
-            '[actions]\ntag = 4\nreject = 9.5\n[scores]\nGTUBE = 5\n[gtube]\ndry_run = true\n',
+            "[actions]\ntag = 4\nreject = 9.5\n[scores]\nGTUBE = 5\n[gtube]\ndry_run = true\n",
         )
     )
     assert config.dns.nameservers == ("127.0.0.1:5353",)
@@ -68,10 +68,21 @@ def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.toml")
 
 
-def test_config_command_prints_every_default_and_round_trips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_command_prints_every_default_and_round_trips(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["config"]) == 0
     text = capsys.readouterr().out
-    for key in ("[milter]", "socket =", "authserv_id", "[dns]", "nameservers", "timeout", "[gtube]", "on_error"):
+    for key in (
+        "[milter]",
+        "socket =",
+        "authserv_id",
+        "[dns]",
+        "nameservers",
+        "timeout",
+        "[gtube]",
+        "on_error",
+    ):
         assert key in text
     # the printed configuration is itself a valid configuration
     again = load_config(write(tmp_path, text))

@@ -5,7 +5,9 @@ from milterfilters.message import parse_message
 
 
 def test_headers_folding_and_crlf_body() -> None:
-    m = parse_message(b"From x@y Sat Jan  1 00:00:00 2002\nSubject: a\n\tb\nTo: t@example.org\n\nline1\nline2\n")
+    m = parse_message(
+        b"From x@y Sat Jan  1 00:00:00 2002\nSubject: a\n\tb\nTo: t@example.org\n\nline1\nline2\n"
+    )
     assert [h.name for h in m.headers] == ["Subject", "To"]
     assert m.get("subject") == "a\tb"
     assert m.body == b"line1\r\nline2\r\n"

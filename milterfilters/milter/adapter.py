@@ -111,18 +111,30 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
             wanted = (want_off | no_reply) & offered
             if offered & Milter.P_HDR_LEADSPC:
                 wanted |= Milter.P_HDR_LEADSPC
-                self.leading_space = True
+            if actions & Milter.SETSYMLIST:
+                self._request_macros()
+            self.leading_space = bool(wanted & Milter.P_HDR_LEADSPC)
             opts[1] = self._protocol = wanted
             opts[2] = opts[3] = 0
-            if actions & Milter.SETSYMLIST:
-                for macro_stage, names in REQUESTED_MACROS.items():
-                    self._ctx.setsymlist(macro_stage, names)  # pymilter 1.0.5 passes bytes here: bypass
             return Milter.CONTINUE
         except Exception:
             log.exception("milter negotiation failed; using defaults")
             return Milter.ALL_OPTS
 
+    def _request_macros(self) -> None:
+        for macro_stage, names in REQUESTED_MACROS.items():
+            try:
+                self._ctx.setsymlist(macro_stage, names)  # pymilter 1.0.5's wrapper passes bytes: bypass
+            except Exception as e:  # the MTA then sends its configured macros
+                log.debug("macro list for stage %d not accepted: %s", macro_stage, e)
+
     # -- helpers -------------------------------------------------------------------------
+
+    def _session(self) -> Session:
+        """The connection's session (made here if the MTA skipped the connect step)."""
+        if self.session is None:
+            self.session = self.chain.session(Connection())
+        return self.session
 
     def _no_reply(self, flag: int, result: int = Milter.CONTINUE) -> int:
         return Milter.NOREPLY if self._protocol & flag else result
@@ -173,6 +185,8 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
             if isinstance(hostaddr, tuple) and hostaddr:
                 address = address or str(hostaddr[0])
                 port = int(hostaddr[1]) if len(hostaddr) > 1 else None
+            elif isinstance(hostaddr, str) and family in (socket.AF_INET, socket.AF_INET6):
+                address = address or hostaddr
             if macros.get("{client_port}", "").isdigit():
                 port = int(macros["{client_port}"])
             connection = Connection(
@@ -191,21 +205,21 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
 
     def hello(self, heloname: str) -> int:
         def body() -> int:
-            assert self.session is not None
+            session = self._session()
             macros = self._macros()
-            self.session.update_macros(macros)
+            session.update_macros(macros)
             if "{tls_version}" in macros:
-                self.session.connection = _with_tls(self.session.connection, macros)
-            return self._respond(self.session.helo(heloname), Milter.P_NR_HELO)
+                session.connection = _with_tls(session.connection, macros)
+            return self._respond(session.helo(heloname), Milter.P_NR_HELO)
 
         return self._guard("helo", Milter.P_NR_HELO, body)
 
     def envfrom(self, mailfrom: str, *args: str) -> int:
         def body() -> int:
-            assert self.session is not None
+            session = self._session()
             self._reset_message()
             macros = self._macros()
-            self.session.update_macros(macros)
+            session.update_macros(macros)
             login = macros.get("{auth_authen}")
             auth = (
                 Auth(
@@ -216,7 +230,7 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
                 if login
                 else None
             )
-            decision = self.session.mail(
+            decision = session.mail(
                 strip_angle_brackets(mailfrom), args, auth=auth, queue_id=macros.get("i", "")
             )
             return self._respond(decision, Milter.P_NR_MAIL)
@@ -225,11 +239,11 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
 
     def envrcpt(self, to: str, *args: str) -> int:
         def body() -> int:
-            assert self.session is not None
+            session = self._session()
             macros = self._macros()
-            self.session.update_macros(macros)
-            self.session.set_queue_id(macros.get("i", ""))
-            return self._respond(self.session.rcpt(strip_angle_brackets(to), args), Milter.P_NR_RCPT)
+            session.update_macros(macros)
+            session.set_queue_id(macros.get("i", ""))
+            return self._respond(session.rcpt(strip_angle_brackets(to), args), Milter.P_NR_RCPT)
 
         return self._guard("envrcpt", Milter.P_NR_RCPT, body)
 
@@ -253,19 +267,21 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
 
     def eom(self) -> int:
         def body() -> int:
-            assert self.session is not None
+            session = self._session()
             macros = self._macros()
-            self.session.update_macros(macros)
-            self.session.set_queue_id(macros.get("i", ""))
+            session.update_macros(macros)
+            session.set_queue_id(macros.get("i", ""))
             message = Message(
                 headers=tuple(self.headers),
                 body=b"".join(self.body_parts),
                 size=self.body_size,
                 body_truncated=self.body_size > self.body_kept,
             )
-            decision = self.session.eom(message)
-            self._reset_message()
-            return self._apply(decision)
+            decision = session.eom(message)
+            try:
+                return self._apply(decision)
+            finally:
+                self._reset_message()
 
         return self._guard("eom", 0, body)
 

@@ -29,8 +29,9 @@ from milterfilters.schema import ConfigError
 
 log = logging.getLogger("milterfilters.supervisor")
 
-#: a worker that dies sooner than this after its first start has failed to start
-STARTUP_GRACE = 3.0
+#: the exit status of a worker that could not start (configuration, socket): not retried
+#: when it is the first worker, since a restart would fail the same way
+STARTUP_FAILURE = 2
 
 
 class SocketInUse(Exception):
@@ -117,7 +118,6 @@ class Supervisor:
     def serve(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
-        started = time.monotonic()
         first = True
         backoff = 1.0
         self.worker = self._start_worker()
@@ -127,13 +127,12 @@ class Supervisor:
                     self._reload()
                 code = self.worker.poll()
                 if code is None:
-                    if first and time.monotonic() - started > STARTUP_GRACE:
-                        first = False
                     time.sleep(0.1)
                     continue
-                if first and time.monotonic() - started < STARTUP_GRACE:
-                    log.error("worker failed to start (exit %d)", code)
-                    return code or 1
+                if first and code == STARTUP_FAILURE:
+                    log.error("worker failed to start")
+                    return code
+                first = False
                 self.restarts += 1
                 log.error("worker pid %d exited with %d; restarting in %.0fs", self.worker.pid, code, backoff)
                 deadline = time.monotonic() + backoff
@@ -144,7 +143,6 @@ class Supervisor:
                 backoff = min(backoff * 2, 30.0)
                 check_socket_free(self.spec)
                 self.worker = self._start_worker()
-                started = time.monotonic()
         finally:
             self._stop_worker()
             if self.spec.family == "unix":

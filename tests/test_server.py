@@ -1,0 +1,170 @@
+"""``milterfilters run`` as a real process: socket handling, SIGHUP reload, SIGTERM stop,
+crash restart. The MTA side is played over the real libmilter socket."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.milterclient import MilterClient, added_headers, final_action, one_message
+
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n"
+
+
+@pytest.fixture
+def rundir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="mf-run-") as d:
+        yield Path(d)
+
+
+class Milter:
+    def __init__(self, rundir: Path, config: str = "") -> None:
+        self.sock = rundir / "milter.sock"
+        self.config = rundir / "milter.toml"
+        self.config.write_text(config)
+        self.log = rundir / "milter.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Milter:
+        self.logfile = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "milterfilters.cli",
+                "run",
+                "--config",
+                str(self.config),
+                "--socket",
+                f"unix:{self.sock}",
+            ],
+            stdout=self.logfile,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while not self.sock.exists():
+            assert self.proc.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, "milter did not create its socket"
+            time.sleep(0.05)
+        return self
+
+    def wait_log(self, text: str, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log.read_text():
+            assert time.monotonic() < deadline, f"{text!r} not logged:\n{self.log.read_text()}"
+            time.sleep(0.05)
+
+    def stop(self) -> float:
+        assert self.proc is not None
+        start = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logfile.close()
+        return time.monotonic() - start
+
+
+@pytest.fixture
+def milter(rundir: Path) -> Iterator[Milter]:
+    m = Milter(rundir, '[milter]\nsocket_mode = "0666"\n')
+    yield m.start()
+    m.stop()
+
+
+def test_serves_decisions_and_sets_socket_mode(milter: Milter) -> None:
+    assert oct(milter.sock.stat().st_mode & 0o777) == "0o666"
+    assert final_action(one_message(str(milter.sock), GTUBE)) == "reject"
+    replies = one_message(str(milter.sock), "hello\r\n")
+    assert final_action(replies) == "accept"
+    assert added_headers(replies)["X-Milterfilters-Score"] == "0.00"
+    milter.wait_log("action=reject")
+
+
+def test_sighup_reloads_without_dropping_connections(milter: Milter) -> None:
+    assert milter.proc is not None
+    inflight = MilterClient(str(milter.sock))
+    inflight.start()
+    inflight.envelope("a@client.example", ["u@test.example"])
+    milter.config.write_text('[milter]\nsocket_mode = "0666"\n[scores]\nGTUBE = 7.0\n')
+    milter.proc.send_signal(signal.SIGHUP)
+    milter.wait_log("reloaded configuration")
+    # a new connection gets the new policy (GTUBE now only tags) ...
+    assert final_action(one_message(str(milter.sock), GTUBE)) == "accept"
+    # ... and the connection opened before the reload finishes, on the configuration it began with
+    replies = inflight.message([("Subject", "before reload")], GTUBE)
+    inflight.close()
+    assert final_action(replies) == "reject"
+    assert milter.proc.poll() is None
+
+
+def test_sighup_with_broken_config_keeps_running(milter: Milter) -> None:
+    assert milter.proc is not None
+    milter.config.write_text("[milter\nbroken")
+    milter.proc.send_signal(signal.SIGHUP)
+    milter.wait_log("reload refused")
+    assert milter.proc.poll() is None
+    assert final_action(one_message(str(milter.sock), GTUBE)) == "reject"
+
+
+def test_sigterm_stops_within_seconds_and_removes_socket(rundir: Path) -> None:
+    m = Milter(rundir).start()
+    one_message(str(m.sock), "hi\r\n")
+    elapsed = m.stop()
+    assert m.proc is not None and m.proc.returncode == 0
+    assert elapsed < 10
+    assert not m.sock.exists()
+
+
+def test_stale_socket_is_replaced_and_live_one_refused(rundir: Path) -> None:
+    sock_path = rundir / "milter.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(sock_path))
+    stale.close()  # the file stays behind, nobody listens: like after a crash
+    m = Milter(rundir)
+    m.start()
+    try:
+        m.wait_log("listening on")
+        assert final_action(one_message(str(sock_path), GTUBE)) == "reject"
+        second = subprocess.run(
+            [sys.executable, "-m", "milterfilters.cli", "run", "--socket", f"unix:{sock_path}"],
+            capture_output=True,
+            timeout=30,
+        )
+        assert second.returncode == 2
+        assert b"another milter is listening" in second.stderr
+    finally:
+        m.stop()
+
+
+def test_crashed_worker_is_restarted(milter: Milter) -> None:
+    milter.wait_log("started worker pid")
+    worker = int(milter.log.read_text().split("started worker pid ")[1].split()[0])
+    os.kill(worker, signal.SIGKILL)
+    milter.wait_log("restarting in")
+    deadline = time.monotonic() + 20
+    while milter.log.read_text().count("listening on") < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert final_action(one_message(str(milter.sock), GTUBE)) == "reject"
+
+
+def test_bad_socket_spec_is_a_config_error(rundir: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "milterfilters.cli", "run", "--socket", "tcp:nowhere"],
+        capture_output=True,
+        timeout=30,
+    )
+    assert r.returncode == 2 and b"milter.socket" in r.stderr
