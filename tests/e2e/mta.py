@@ -578,7 +578,6 @@ class MilterProcess:
         self.command = list(command) if command else [str(Path(sys.executable).with_name("milterfilters"))]
         self.config_path.write_text(self._merged_config(config))
         self._proc: subprocess.Popen[bytes] | None = None
-        self._started_at = 0.0
 
     def _merged_config(self, text: str) -> str:
         data = tomllib.loads(text)
@@ -607,11 +606,6 @@ class MilterProcess:
         return self._proc is not None and self._proc.poll() is None
 
     @property
-    def uptime(self) -> float:
-        """Seconds since the last :meth:`start` (0 when not running)."""
-        return time.monotonic() - self._started_at if self.running else 0.0
-
-    @property
     def listening(self) -> bool:
         """True when the socket accepts connections."""
         return _unix_listening(self.socket_path) if self.transport == "unix" else _tcp_listening(self.port)
@@ -627,7 +621,6 @@ class MilterProcess:
             self._proc = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
-        self._started_at = time.monotonic()
 
         def ready() -> bool:
             if self._proc is not None and self._proc.poll() is not None:
