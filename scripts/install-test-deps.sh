@@ -19,7 +19,8 @@ APT_PACKAGES=(
     gcc python3-dev python3-venv
     sasl2-bin libsasl2-modules libsasl2-modules-db   # saslpasswd2, sasldb, PLAIN/LOGIN for AUTH tests
     m4                # builds sendmail.cf from the .mc
-    libwrap0 liblockfile1   # shared libraries of the unpacked sendmail binary
+    # what the unpacked sendmail-bin needs (its Depends, less sendmail-base/-cf)
+    libdb5.3 libldap-2.5-0 liblockfile1 libnsl2 libsasl2-2 libssl3 libwrap0 procps
     util-linux        # unshare, mount (private mount namespace for Sendmail)
 )
 
@@ -41,23 +42,28 @@ apt_install() {
 }
 
 unpack_sendmail() {
-    local root=$1 cache debs
+    local root=$1 cache tmp deb
+    # Cyrus SASL looks for Sendmail.conf in /usr/lib/sasl2; the tests bind-mount their own folder there
+    mkdir -p /usr/lib/sasl2
     [ -x "$root/usr/libexec/sendmail/sendmail" ] && [ -d "$root/usr/share/sendmail/cf/m4" ] && return 0
     cache=$(dirname "$root")/debs
     mkdir -p "$cache"
     if ! ls "$cache"/sendmail-bin_*.deb "$cache"/sendmail-base_*.deb "$cache"/sendmail-cf_*.deb >/dev/null 2>&1; then
-        # apt's sandbox user cannot write into an arbitrary folder: download as root in a subshell
+        # apt's sandbox user may not write into the cache folder: the download then runs as root
         (cd "$cache" && { apt-get download sendmail-bin sendmail-base sendmail-cf 2>/dev/null ||
             { apt-get update -q && apt-get download sendmail-bin sendmail-base sendmail-cf; }; })
     fi
-    rm -rf "$root.tmp"
-    mkdir -p "$root.tmp"
+    # unpack beside the target and rename, so a concurrent run never sees half a tree
+    tmp=$(mktemp -d "$root.XXXXXX")
     for deb in "$cache"/sendmail-bin_*.deb "$cache"/sendmail-base_*.deb "$cache"/sendmail-cf_*.deb; do
-        dpkg-deb -x "$deb" "$root.tmp"
+        dpkg-deb -x "$deb" "$tmp"
     done
-    rm -rf "$root"
-    mv "$root.tmp" "$root"
-    echo "sendmail unpacked into $root"
+    chmod 755 "$tmp"
+    if mv -T "$tmp" "$root" 2>/dev/null; then
+        echo "sendmail unpacked into $root"
+    else
+        rm -rf "$tmp"  # another run got there first
+    fi
 }
 
 if [ "$(id -u)" != 0 ]; then
@@ -71,6 +77,4 @@ if [ "${1:-}" = "--sendmail" ]; then
 fi
 
 apt_install "${APT_PACKAGES[@]}"
-# Cyrus SASL looks for Sendmail.conf in /usr/lib/sasl2; the tests bind-mount their own folder there
-mkdir -p /usr/lib/sasl2
 unpack_sendmail "$SENDMAIL_ROOT"

@@ -676,13 +676,27 @@ class MilterProcess:
         except ProcessLookupError:
             pass
 
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    def log_text(self, since: int = 0) -> str:
+        """The milter's log (stderr), from byte offset ``since``."""
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(since)
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
 
-    def decisions(self) -> list[dict[str, str]]:
-        """Every decision logged so far, as dicts of its fields (``queue_id``, ``client``, ``auth``,
-        ``from``, ``rcpt``, ``action``, ``score``, ``symbols``, ...)."""
-        return [d for d in map(parse_decision_line, self.log_text().splitlines()) if d is not None]
+    def log_size(self) -> int:
+        """The log's current length: pass it as ``since`` to look only at what comes next."""
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def decisions(self, since: int = 0) -> list[dict[str, str]]:
+        """The decisions logged after byte offset ``since``, as dicts of their fields
+        (``queue_id``, ``stage``, ``client``, ``helo``, ``auth``, ``from``, ``rcpt``, ``action``,
+        ``reply``, ``score``, ``symbols``, ...)."""
+        return [d for d in map(parse_decision_line, self.log_text(since).splitlines()) if d is not None]
 
     def wait_for_decision(
         self,
@@ -691,9 +705,11 @@ class MilterProcess:
         queue_id: str | None = None,
         stage: str | None = None,
         match: Callable[[dict[str, str]], bool] | None = None,
+        since: int = 0,
         timeout: float = 10.0,
     ) -> dict[str, str]:
-        """The first decision whose fields match (``mail_from`` compares the ``from`` field)."""
+        """The first decision logged after ``since`` whose fields match (``mail_from`` is
+        compared with the ``from`` field); AssertionError with the log's tail if none comes."""
 
         def matches(d: dict[str, str]) -> bool:
             return (
@@ -706,7 +722,7 @@ class MilterProcess:
         found: list[dict[str, str]] = []
 
         def logged() -> bool:
-            found.extend(d for d in self.decisions() if matches(d))
+            found.extend(d for d in self.decisions(since) if matches(d))
             return bool(found)
 
         try:
@@ -1141,8 +1157,7 @@ class MailStack:
         else:
             message_id = _message_id(message) or message_id
         submission = Submission(self, client, subject, mail_from, list(rcpt_to), message_id, message)
-        submission.transcript = client.send(self.mta.port, message, mail_from=mail_from, rcpt_to=rcpt_to)
-        return submission
+        return submission.resend()
 
     def stop(self) -> None:
         """Stop the MTA, then the milter (each by PID)."""
@@ -1164,6 +1179,8 @@ class Submission:
     message_id: str
     message: bytes
     transcript: SmtpTranscript = field(default_factory=SmtpTranscript)
+    #: where the milter's log stood before this message was sent
+    log_offset: int = 0
 
     def delivered(self, timeout: float = 10.0) -> email.message.Message:
         """Wait for the message (by Message-ID) in the MTA's mailbox and return it."""
@@ -1173,16 +1190,19 @@ class Submission:
         self.stack.mailbox.assert_absent(message_id=self.message_id, grace=grace)
 
     def decision(self, stage: str | None = None, timeout: float = 10.0) -> dict[str, str]:
-        """The milter's decision log fields for this message's envelope sender."""
-        return self.stack.milter.wait_for_decision(mail_from=self.mail_from, stage=stage, timeout=timeout)
+        """The milter's decision log fields for this message: the first decision with its
+        envelope sender (and ``stage``, if given) logged since it was sent."""
+        return self.stack.milter.wait_for_decision(
+            mail_from=self.mail_from, stage=stage, since=self.log_offset, timeout=timeout
+        )
 
     def resend(self) -> Submission:
-        """Send the very same message again: same client, envelope and Message-ID."""
-        again = dataclasses.replace(self, transcript=SmtpTranscript())
-        again.transcript = self.client.send(
+        """Send the very same message (again): same client, envelope and Message-ID."""
+        offset = self.stack.milter.log_size()
+        transcript = self.client.send(
             self.stack.mta.port, self.message, mail_from=self.mail_from, rcpt_to=self.rcpt_to
         )
-        return again
+        return dataclasses.replace(self, transcript=transcript, log_offset=offset)
 
 
 class StackPool:

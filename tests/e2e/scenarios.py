@@ -18,9 +18,11 @@ LOGIN, PASSWORD = "alice@test.example", "secret"
 
 
 def plain_mail_is_delivered_with_status_headers(stack: MailStack) -> None:
-    sent = stack.send("plain mail")
+    body = "Hello.\r\n.a line that starts with a dot\r\n..and one with two\r\n"
+    sent = stack.send("plain mail", body=body)
     assert sent.transcript.accepted, sent.transcript.describe()
     msg = sent.delivered()
+    assert str(msg.get_payload()).replace("\r\n", "\n") == body.replace("\r\n", "\n")
     assert float(msg["X-Milterfilters-Score"]) < 6.0
     assert msg["X-Spam-Flag"] is None
     decision = sent.decision()
