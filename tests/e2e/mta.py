@@ -1002,6 +1002,44 @@ MAILER(`smtp')dnl
 """
 
 
+class SyslogReceiver:
+    """A /dev/log stand-in: a unix datagram socket whose messages a thread appends to a file."""
+
+    def __init__(self, socket_path: Path, log_path: Path) -> None:
+        self.socket_path = socket_path
+        self.log_path = log_path
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.socket_path.unlink(missing_ok=True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(self.socket_path))
+        self.socket_path.chmod(0o666)
+        sock.settimeout(0.2)
+        self._sock = sock
+        self._thread = threading.Thread(target=self._receive, args=(sock,), daemon=True)
+        self._thread.start()
+
+    def _receive(self, sock: socket.socket) -> None:
+        with self.log_path.open("ab", buffering=0) as log:
+            while self._sock is sock:
+                try:
+                    datagram = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                log.write(datagram.rstrip(b"\0\n") + b"\n")
+
+    def stop(self) -> None:
+        sock, self._sock = self._sock, None
+        if self._thread is not None:
+            self._thread.join(2)
+        if sock is not None:
+            sock.close()
+
+
 class SendmailInstance:
     """Sendmail from its unpacked Debian packages on 127.0.0.1:``port``, queue-only, with the
     milter at ``milter`` (libmilter notation) as its only INPUT_MAIL_FILTER (F=T: tempfail when
@@ -1009,7 +1047,9 @@ class SendmailInstance:
 
     It runs in a private mount namespace (``unshare -m``) with its own /etc/hosts (listing a
     dotted name, so it does not sleep 60 s on an unqualified host name), nsswitch.conf,
-    resolv.conf and Cyrus SASL config (sasldb with :data:`SASL_USERS`).
+    resolv.conf and Cyrus SASL config (sasldb with :data:`SASL_USERS`), and a private /dev
+    whose ``log`` is a :class:`SyslogReceiver` writing to :attr:`log_path` (Sendmail logs
+    only to syslog).
     """
 
     def __init__(self, base: Path, *, milter: str, root: Path | None = None, port: int | None = None) -> None:
@@ -1018,7 +1058,9 @@ class SendmailInstance:
         self.port = port or free_port()
         self.milter = milter
         self.queue = SendmailQueue(base / "mqueue")
-        self.log_path = base / "sendmail.out"
+        self.log_path = base / "maillog"
+        self.output_path = base / "sendmail.out"
+        self._syslog = SyslogReceiver(base / "log.sock", self.log_path)
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -1065,33 +1107,52 @@ class SendmailInstance:
         if not self.binary.exists():
             raise E2EError(f"no Sendmail binary at {self.binary}: run scripts/install-test-deps.sh")
         cf = self._write_config()
-        base = self.base
-        binds = {
-            base / "hosts": "/etc/hosts",
-            base / "nsswitch.conf": "/etc/nsswitch.conf",
-            base / "resolv.conf": "/etc/resolv.conf",
-            base / "sasl": "/usr/lib/sasl2",  # Cyrus looks for Sendmail.conf here
-        }
-        mounts = " && ".join(f"mount --bind {shlex.quote(str(s))} {shlex.quote(t)}" for s, t in binds.items())
+        self._syslog.start()
         daemon = shlex.join([str(self.binary), "-C", str(cf), "-bD", "-q1h", "-L", "sm-e2e"])
-        with self.log_path.open("ab") as log:
+        with self.output_path.open("ab") as output:
             self._proc = subprocess.Popen(
-                ["unshare", "-m", "sh", "-c", f"{mounts} && exec {daemon}"],
-                stdout=log,
+                ["unshare", "-m", "sh", "-c", f"{self._namespace_setup()} && exec {daemon}"],
+                stdout=output,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
 
         def ready() -> bool:
             if self._proc is not None and self._proc.poll() is not None:
-                raise E2EError(f"sendmail exited with {self._proc.returncode}:\n{_tail(self.log_path)}")
+                raise E2EError(f"sendmail exited with {self._proc.returncode}:\n{self._diagnostics()}")
             return _tcp_listening(self.port)
 
         try:
             wait_until(ready, timeout, f"sendmail on port {self.port}")
         except TimeoutError:
             self.stop()
-            raise E2EError(f"sendmail did not listen in {timeout:g} s:\n{_tail(self.log_path)}") from None
+            raise E2EError(f"sendmail did not listen in {timeout:g} s:\n{self._diagnostics()}") from None
+
+    def _namespace_setup(self) -> str:
+        """Shell commands run inside the new mount namespace before Sendmail starts."""
+        base = self.base
+        host_dev = base / "host-dev"
+        host_dev.mkdir(exist_ok=True)
+        q = shlex.quote
+        commands = [
+            f"mount --bind {q(str(base / name))} {q(target)}"
+            for name, target in (
+                ("hosts", "/etc/hosts"),
+                ("nsswitch.conf", "/etc/nsswitch.conf"),
+                ("resolv.conf", "/etc/resolv.conf"),
+                ("sasl", "/usr/lib/sasl2"),  # where Cyrus looks for Sendmail.conf
+            )
+        ]
+        # a private /dev: the host's device nodes Sendmail uses, and our syslog socket as log
+        commands.append(f"mount --rbind /dev {q(str(host_dev))}")
+        commands.append("mount -t tmpfs -o mode=755 e2e-dev /dev")
+        for node in ("null", "zero", "random", "urandom"):
+            commands.append(f"touch /dev/{node} && mount --bind {q(str(host_dev / node))} /dev/{node}")
+        commands.append(f"ln -s {q(str(self._syslog.socket_path))} /dev/log")
+        return " && ".join(commands)
+
+    def _diagnostics(self) -> str:
+        return f"{_tail(self.output_path)}\n--- syslog:\n{_tail(self.log_path)}"
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the daemon (it stops its children) and wait; SIGKILL if it hangs."""
@@ -1106,8 +1167,10 @@ class SendmailInstance:
                 proc.kill()
                 proc.wait(5)
         self._proc = None
+        self._syslog.stop()
 
     def log_text(self) -> str:
+        """What Sendmail logged to syslog."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
