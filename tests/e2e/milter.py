@@ -126,6 +126,28 @@ class MilterProcess:
             self.kill()
             raise E2EError(f"milter did not listen in {timeout:g} s:\n{tail(self.log_path)}") from None
 
+    def reload(self, config: str, timeout: float = 10.0) -> None:
+        """Replace the configuration with TOML ``config`` and SIGHUP the supervisor (only it:
+        libmilter in the worker would take SIGHUP for a stop); wait until the worker reports
+        the reload. Raises E2EError if the reload is refused."""
+        if self._proc is None or not self.running:
+            raise E2EError("milter not running")
+        offset = self.log_size()
+        self.config_path.write_text(self._merged_config(config))
+        os.kill(self._proc.pid, signal.SIGHUP)
+        outcome: list[str] = []
+
+        def reported() -> bool:
+            text = self.log_text(offset)
+            outcome.extend(
+                m for m in ("reloaded configuration", "reload failed", "reload refused") if m in text
+            )
+            return bool(outcome)
+
+        wait_until(reported, timeout, "the milter to report its reload")
+        if outcome[0] != "reloaded configuration":
+            raise E2EError(f"milter refused the reload:\n{self.log_text(offset)}")
+
     def stop(self, timeout: float = 20.0) -> int | None:
         """SIGTERM, wait for the exit (libmilter takes a few seconds); SIGKILL if it hangs.
 

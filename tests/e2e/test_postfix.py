@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import smtplib
 
 import pytest
 
 from . import scenarios
 from .conftest import StackFactory
-from .mta import MailStack, wait_until
+from .mta import GTUBE, LOOPBACK, MailStack, make_message, unique_token, wait_until
+from .smtp import dot_stuffed
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +56,24 @@ def test_crashed_worker_tempfails_until_the_supervisor_restarts_it(postfix_with_
     wait_until(lambda: stack.milter.worker_pids() not in ([], [worker]), 15, "a new worker")
     wait_until(lambda: stack.milter.listening, 15, "the new worker's socket")
     scenarios.resent_mail_is_delivered(sent)
+
+
+def test_sighup_reload_applies_to_new_sessions_and_keeps_open_ones(postfix_with_milter: StackFactory) -> None:
+    stack = postfix_with_milter(private=True)
+    (worker,) = stack.milter.worker_pids()
+    sender = f"sender-{unique_token()}@client.example"
+    with smtplib.SMTP(LOOPBACK, stack.mta.port, timeout=30) as session:  # open across the reload
+        session.ehlo("client.example")
+        assert session.mail(sender)[0] == 250
+        assert session.rcpt("user@test.example")[0] == 250
+        stack.milter.reload(scenarios.TAG_CONFIG)
+        assert session.docmd("DATA")[0] == 354
+        session.send(dot_stuffed(make_message("in flight", body=GTUBE, sender=sender)))
+        code, text = session.getreply()
+    # the open session finished on the configuration it started with (GTUBE rejects)
+    assert (code, text[:5]) == (554, b"5.7.1")
+    scenarios.tag_decision_delivers_with_spam_headers(stack)  # new sessions see the new one
+    assert stack.milter.worker_pids() == [worker]  # reloaded, not restarted
 
 
 def test_xclient_client_address_and_login_reach_the_milter(postfix_stack: MailStack) -> None:
