@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.mta import StackPool, make_message, make_runtime_dir  # noqa: E402
+from tests.e2e.mta import StackPool, make_message, make_runtime_dir
 
 
 def send_serially(port: int, n: int) -> list[float]:
