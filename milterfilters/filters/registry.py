@@ -14,6 +14,11 @@ ENTRY_POINT_GROUP = "milterfilters.filters"
 
 #: Built-in filters in chain order: who is talking first, then what DNS says, then content.
 BUILTIN: dict[str, str] = {
+    "authres_forgery": "milterfilters.filters.authres_forgery:AuthresForgeryFilter",
+    "dkim": "milterfilters.filters.dkim:DkimFilter",
+    "dmarc": "milterfilters.filters.dmarc:DmarcFilter",
+    "allowlist": "milterfilters.filters.allowlist:AllowlistFilter",
+    "dkim_sign": "milterfilters.filters.dkim_sign:DkimSignFilter",
     "gtube": "milterfilters.filters.gtube:GtubeFilter",
     "size": "milterfilters.filters.size:SizeFilter",
 }
