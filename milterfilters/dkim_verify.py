@@ -195,34 +195,33 @@ def verify_signature(
         unsigned = body_length - limit
 
     recorder = KeyRecorder(lookup_txt)
+    valid = False
+    error: SignatureResult | None = None
     try:
         valid = verifier.verify(idx=index, dnsfunc=recorder)
     except DnsTemporaryError as e:
         return outcome("temperror", f"key lookup failed: {e}")
-    except dkim.KeyFormatError as e:  # dkimpy raises this for a key under minkey
-        return outcome("permerror", str(e))
     except dkim.ValidationError as e:
-        if str(e).startswith("body hash mismatch"):
-            return outcome("fail", "body hash did not verify")
-        return outcome("permerror", str(e))
-    except dkim.DKIMException as e:
-        return outcome("permerror", str(e))
-    except (ValueError, TypeError, IndexError) as e:  # malformed input dkimpy did not anticipate
-        return outcome("permerror", f"malformed signature: {type(e).__name__}")
+        body = str(e).startswith("body hash mismatch")
+        error = outcome("fail", "body hash did not verify") if body else outcome("permerror", str(e))
+    except dkim.DKIMException as e:  # KeyFormatError for a key under minkey, among others
+        error = outcome("permerror", str(e))
+    except (ValueError, TypeError, IndexError) as e:  # input dkimpy did not anticipate
+        error = outcome("permerror", f"malformed signature: {type(e).__name__}")
 
     asked, record = recorder.key_record(result.selector, result.domain)
-    key_bits = verifier.keysize or None
-    if asked and record is not None:
+    if record is not None:
         key_type = _key_type(record)
-        expected = result.algorithm.split("-", 1)[0]
-        if key_type and key_type != expected:
+        if key_type and key_type != result.algorithm.split("-", 1)[0]:
             return outcome("permerror", f"key type {key_type} does not match a={result.algorithm}")
+    if error is not None:
+        return error
+    key_bits = verifier.keysize or None
     if valid:
         return outcome("pass", key_bits=key_bits, unsigned_body_bytes=unsigned)
-    if asked:
-        problem = _permanent_key_problem(record)
-        if problem:
-            return outcome("permerror", problem)
+    problem = _permanent_key_problem(record) if asked else ""
+    if problem:
+        return outcome("permerror", problem)
     return outcome("fail", "signature did not verify", key_bits=key_bits)
 
 

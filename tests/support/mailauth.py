@@ -6,10 +6,10 @@ reports exactly what the SPF filter reports (``spf=RESULT smtp.mailfrom=ADDRESS`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from milterfilters.api import build_chain
+from milterfilters.api import build_chain, default_services
 from milterfilters.chain import Chain, ChainLink
 from milterfilters.config import config_from_dict
 from milterfilters.context import Context
@@ -38,7 +38,11 @@ class SpfResults(Filter):
 
 
 def auth_chain(
-    dns: DnsTestServer, sections: Mapping[str, Any], *, spf: Mapping[str, str] | None = None
+    dns: DnsTestServer,
+    sections: Mapping[str, Any],
+    *,
+    spf: Mapping[str, str] | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> Chain:
     """A chain from ``sections`` (TOML as dicts) resolving through ``dns``.
 
@@ -50,7 +54,11 @@ def auth_chain(
     }
     for name, section in sections.items():
         data[name] = {"enabled": True, **section} if name not in ("scores", "actions") else dict(section)
-    chain = build_chain(config_from_dict(data))
+    config = config_from_dict(data)
+    services = default_services(config)
+    if clock is not None:
+        services.clock = clock
+    chain = build_chain(config, services=services)
     if spf is None:
         return chain
     return Chain(
