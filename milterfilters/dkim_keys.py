@@ -11,6 +11,7 @@ import argparse
 import base64
 import os
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -144,13 +145,12 @@ def zone_line(domain: str, selector: str, record: str) -> str:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from milterfilters.cli import UsageError
-
+    """Write DIR/DOMAIN.SELECTOR.TYPE.key (mode 0600) and .txt; print the record to publish."""
     key_type: KeyType = args.algorithm
     try:
         pem, key = generate_key(key_type, args.bits)
     except ValueError as e:
-        raise UsageError(str(e)) from None
+        return _fail(str(e))
     out = Path(args.out)
     base = f"{args.domain}.{args.selector}.{key_type}"
     key_path, txt_path = out / f"{base}.key", out / f"{base}.txt"
@@ -162,9 +162,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
             f.write(pem)
         txt_path.write_text(line + "\n")
     except FileExistsError:
-        raise UsageError(f"{key_path} exists; not overwriting a key") from None
+        return _fail(f"{key_path} exists; not overwriting a key")
     except OSError as e:
-        raise UsageError(f"cannot write key files in {out}: {e.strerror}") from None
+        return _fail(f"cannot write key files in {out}: {e.strerror}")
     algorithm = "rsa-sha256" if key_type == "rsa" else "ed25519-sha256"
     print(f"# private key: {key_path} (mode 0600)")
     print(f"# key table entry: {{ domain = {args.domain!r}, selector = {args.selector!r}, ", end="")
@@ -172,6 +172,11 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     print("# publish this DNS record:")
     print(line)
     return 0
+
+
+def _fail(message: str) -> int:
+    print(f"milterfilters: {message}", file=sys.stderr)
+    return 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
