@@ -8,7 +8,7 @@ as well. Organizational domains come from the Public Suffix List that the
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import getaddresses
 
@@ -150,16 +150,15 @@ class DmarcResult:
 
 def evaluate(
     author_domain: str,
+    identifiers: Identifiers,
     *,
-    spf_domains: Iterable[str],
-    dkim_domains: Iterable[str],
     lookup_txt: TxtLookup,
     sample: Callable[[], float],
 ) -> DmarcResult:
-    """Evaluate DMARC for one author domain.
+    """Evaluate DMARC for one author domain with what SPF and DKIM established.
 
-    ``spf_domains`` and ``dkim_domains`` are the domains SPF and DKIM authenticated
-    (SPF pass for the MAIL FROM domain, DKIM pass for a ``d=``). ``sample()`` returns a
+    A message that would fail while an aligned identifier's check could not be completed
+    (DNS) is a ``temperror``, not a ``fail``: it might have passed. ``sample()`` returns a
     number in [0, 1) to apply ``pct``.
     """
     if not author_domain:
@@ -173,8 +172,8 @@ def evaluate(
     if found is None:
         return DmarcResult("none", author_domain, reason="no DMARC record")
     record = found.record
-    spf_ok = any(is_aligned(d, author_domain, strict=record.spf_strict) for d in spf_domains)
-    dkim_ok = any(is_aligned(d, author_domain, strict=record.dkim_strict) for d in dkim_domains)
+    spf_ok = any(is_aligned(d, author_domain, strict=record.spf_strict) for d in identifiers.spf)
+    dkim_ok = any(is_aligned(d, author_domain, strict=record.dkim_strict) for d in identifiers.dkim)
     policy = record.policy
     if found.from_organizational_domain and record.subdomain_policy is not None:
         policy = record.subdomain_policy
@@ -188,6 +187,10 @@ def evaluate(
     if spf_ok or dkim_ok:
         return DmarcResult("pass", **common)  # type: ignore[arg-type]
     disposition = policy if sample() * 100 < record.percent else _DOWNGRADE[policy]
+    undecided = [d for d in identifiers.undecided if is_aligned(d, author_domain, strict=False)]
+    if undecided:
+        reason = f"result for aligned {undecided[0]} unknown (DNS)"
+        return DmarcResult("temperror", disposition=disposition, reason=reason, **common)  # type: ignore[arg-type]
     reason = "" if disposition == policy else f"pct={record.percent} sampled out"
     return DmarcResult("fail", disposition=disposition, reason=reason, **common)  # type: ignore[arg-type]
 
@@ -217,24 +220,38 @@ def authors(message: Message) -> Authors:
     return Authors(len(values), tuple(domains))
 
 
-def authenticated_domains(ctx: Context) -> tuple[list[str], list[str]]:
-    """The domains SPF and DKIM authenticated for this message, from our own results.
+@dataclass(frozen=True)
+class Identifiers:
+    """The domains SPF and DKIM authenticated for a message, and those whose check failed
+    temporarily (their result is unknown)."""
+
+    spf: tuple[str, ...] = ()
+    dkim: tuple[str, ...] = ()
+    undecided: tuple[str, ...] = ()
+
+
+def authenticated_domains(ctx: Context) -> Identifiers:
+    """What our own SPF and DKIM results (in ``ctx.auth_results``) establish.
 
     SPF counts for its MAIL FROM domain, and for the HELO name only when the MAIL FROM is
     null (RFC 7489 3.1.2). DKIM counts for each passing signature's ``d=``.
     """
     null_sender = ctx.envelope is not None and ctx.envelope.is_null_sender
-    spf: list[str] = []
-    dkim: list[str] = []
+    found: dict[str, list[str]] = {"spf": [], "dkim": [], "undecided": []}
     for r in ctx.auth_results:
-        if r.result != "pass":
-            continue
         props = dict(r.properties)
+        domain = ""
         if r.method == "spf":
             if props.get("smtp.mailfrom"):
-                spf.append(props["smtp.mailfrom"].rpartition("@")[2])
+                domain = props["smtp.mailfrom"].rpartition("@")[2]
             elif null_sender and props.get("smtp.helo"):
-                spf.append(props["smtp.helo"])
-        elif r.method == "dkim" and props.get("header.d"):
-            dkim.append(props["header.d"])
-    return spf, dkim
+                domain = props["smtp.helo"]
+        elif r.method == "dkim":
+            domain = props.get("header.d", "")
+        if not domain:
+            continue
+        if r.result == "pass":
+            found[r.method].append(domain.lower())
+        elif r.result == "temperror":
+            found["undecided"].append(domain.lower())
+    return Identifiers(*(tuple(found[k]) for k in ("spf", "dkim", "undecided")))

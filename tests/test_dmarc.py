@@ -48,9 +48,7 @@ def test_pct_samples_and_downgrades() -> None:
         return [b"v=DMARC1; p=reject; pct=25"] if name == "_dmarc.example.com" else []
 
     def result(sample: float) -> str:
-        r = dmarc.evaluate(
-            "example.com", spf_domains=[], dkim_domains=[], lookup_txt=lookup, sample=lambda: sample
-        )
+        r = dmarc.evaluate("example.com", dmarc.Identifiers(), lookup_txt=lookup, sample=lambda: sample)
         assert r.result == "fail" and r.policy == "reject"
         return r.disposition
 
@@ -214,3 +212,14 @@ def test_authenticated_submission_is_not_judged(dns: DnsTestServer) -> None:
     chain = auth_chain(dns, {"dkim": {"arc": False}, "dmarc": {}}, spf=SPF)
     out = evaluate(chain, MAIL % b"a@example.com", auth_user="alice", mail_from="a@example.com")
     assert dmarc_symbols(out) == [] and out.action is Action.ACCEPT
+
+
+def test_aligned_dkim_key_outage_defers_instead_of_rejecting(dns: DnsTestServer, key: PrivateKey) -> None:
+    dns.fault("sel._domainkey.example.com", Fault.SERVFAIL)
+    out = judge(dns, signed(b"a@example.com", "example.com", key))
+    # the signature might be good: a 4xx makes the sender retry, a 5xx would lose the mail
+    assert dmarc_symbols(out) == ["DMARC_TEMPERROR"]
+    assert out.action is Action.TEMPFAIL and out.decision.reply.code == 451  # type: ignore[union-attr]
+    # an unaligned signature with a DNS problem cannot save the message
+    out = judge(dns, signed(b"a@other.example", "example.com", key))
+    assert dmarc_symbols(out) == ["DMARC_FAIL_REJECT"] and out.action is Action.REJECT

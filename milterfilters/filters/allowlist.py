@@ -82,9 +82,9 @@ class AllowlistFilter(Filter):
             author = found.domains[0]
             entry = self.listed_domain(author)
             if entry is not None:
-                spf, dkim = authenticated_domains(ctx)
-                via = [f"spf:{d}" for d in spf if is_aligned(d, author, strict=False)]
-                via += [f"dkim:{d}" for d in dkim if is_aligned(d, author, strict=False)]
+                ids = authenticated_domains(ctx)
+                via = [f"spf:{d}" for d in ids.spf if is_aligned(d, author, strict=False)]
+                via += [f"dkim:{d}" for d in ids.dkim if is_aligned(d, author, strict=False)]
                 if via:
                     findings.append(
                         Finding("ALLOWLIST_DOMAIN", f"{author} ({entry}) authenticated by {via[0]}")

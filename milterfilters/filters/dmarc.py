@@ -9,7 +9,7 @@ A message with several author domains is judged by the strictest of their result
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
 import authres
@@ -105,14 +105,13 @@ class DmarcFilter(Filter):
                 findings=tuple(findings) + (Finding("DMARC_PERMERROR", "no From address"),),
                 auth_results=(AuthResult("dmarc", "permerror", reason="no RFC5322.From address"),),
             )
-        spf_domains, dkim_domains = authenticated_domains(ctx)
+        identifiers = authenticated_domains(ctx)
         lookup = budgeted_txt_lookup(self.services)
         result = strictest(
             [
                 evaluate(
                     domain,
-                    spf_domains=spf_domains,
-                    dkim_domains=dkim_domains,
+                    identifiers,
                     lookup_txt=lookup,
                     sample=self.sample,
                 )
@@ -122,42 +121,66 @@ class DmarcFilter(Filter):
         return self._verdict(ctx, result, findings)
 
     def _verdict(self, ctx: Context, r: DmarcResult, findings: list[Finding]) -> Verdict:
+        assert ctx.message is not None
+        if r.result == "fail":
+            arc_result, sealer = self._trusted_sealer_pass(ctx, ctx.message)
+            if arc_result == "pass":
+                return self._arc_override(r, sealer, findings)
+            if arc_result == "temperror":
+                r = replace(r, result="temperror", reason=f"ARC chain sealed by {sealer} unverified (DNS)")
         props = (("header.from", r.author_domain),) if r.author_domain else ()
         comment = f"p={r.policy} dis={r.disposition}" if r.record_domain else ""
         detail = f"header.from={r.author_domain or '?'}" + (f" {comment}" if comment else "")
         detail += f": {r.reason}" if r.reason else ""
-        if r.result != "fail":
-            findings.append(Finding(f"DMARC_{r.result.upper()}", detail))
-            auth = AuthResult("dmarc", r.result, properties=props, reason=r.reason, comment=comment)
-            return Verdict(findings=tuple(findings), auth_results=(auth,))
-        assert ctx.message is not None
-        sealer = self._trusted_arc_pass(ctx, ctx.message)
-        if sealer:
-            findings.append(
-                Finding("DMARC_ARC_OVERRIDE", f"{detail}; forwarded, {sealer} recorded dmarc=pass")
-            )
-            comment = f"{comment} override=arc:{sealer}"
-            auth = AuthResult("dmarc", "fail", properties=props, reason="trusted ARC sealer", comment=comment)
-            return Verdict(findings=tuple(findings), auth_results=(auth,))
-        findings.append(Finding(_FAIL_SYMBOLS[r.disposition], detail))
-        auth = AuthResult("dmarc", "fail", properties=props, reason=r.reason, comment=comment)
+        auth = AuthResult("dmarc", r.result, properties=props, reason=r.reason, comment=comment)
         configured = {
             "reject": self.options.reject_policy_action,
             "quarantine": self.options.quarantine_policy_action,
-        }
-        action = _ACTIONS[configured.get(r.disposition, "score")]
+        }.get(r.disposition, "score")
+        if r.result == "temperror" and configured == "reject":
+            # it might have passed: neither reject nor let a possible spoof through now
+            findings.append(Finding("DMARC_TEMPERROR", detail))
+            reply = SmtpReply(
+                451, "4.7.1", f"DMARC check for {r.author_domain} failed temporarily, try later"
+            )
+            return Verdict(
+                findings=tuple(findings), action=Action.TEMPFAIL, reply=reply, auth_results=(auth,)
+            )
+        if r.result != "fail":
+            findings.append(Finding(f"DMARC_{r.result.upper()}", detail))
+            return Verdict(findings=tuple(findings), auth_results=(auth,))
+        findings.append(Finding(_FAIL_SYMBOLS[r.disposition], detail))
+        action = _ACTIONS[configured]
         if action is None:
             return Verdict(findings=tuple(findings), auth_results=(auth,))
-        reply = None
-        if action is Action.REJECT:
-            reply = SmtpReply(550, "5.7.1", f"Message rejected by the DMARC policy of {r.author_domain}")
-        return Verdict(findings=tuple(findings), action=action, reply=reply, auth_results=(auth,))
+        if action is not Action.REJECT:
+            return Verdict(findings=tuple(findings), action=action, auth_results=(auth,))
+        refusal = SmtpReply(550, "5.7.1", f"Message rejected by the DMARC policy of {r.author_domain}")
+        return Verdict(findings=tuple(findings), action=action, reply=refusal, auth_results=(auth,))
 
-    def _trusted_arc_pass(self, ctx: Context, message: Message) -> str:
-        """The trusted sealer that recorded dmarc=pass, if the ARC chain validated here."""
+    @staticmethod
+    def _arc_override(r: DmarcResult, sealer: str, findings: list[Finding]) -> Verdict:
+        detail = f"header.from={r.author_domain} p={r.policy}; forwarded, {sealer} recorded dmarc=pass"
+        findings.append(Finding("DMARC_ARC_OVERRIDE", detail))
+        auth = AuthResult(
+            "dmarc",
+            "fail",
+            properties=(("header.from", r.author_domain),),
+            reason="trusted ARC sealer",
+            comment=f"p={r.policy} dis=none override=arc:{sealer}",
+        )
+        return Verdict(findings=tuple(findings), auth_results=(auth,))
+
+    def _trusted_sealer_pass(self, ctx: Context, message: Message) -> tuple[str, str]:
+        """(our arc= result, sealer) for the newest trusted sealer that recorded dmarc=pass.
+
+        Only when the chain validated here (``pass``) is the record trustworthy; when it
+        could not be checked now (``temperror``) the override is merely possible.
+        """
         trusted = self.trusted_sealers
-        if not trusted or not any(r.method == "arc" and r.result == "pass" for r in ctx.auth_results):
-            return ""
+        arc = next((r.result for r in ctx.auth_results if r.method == "arc"), "none")
+        if not trusted or arc not in ("pass", "temperror"):
+            return "", ""
         for arc_set in reversed(arc_sets(message)):
             if arc_set.sealer not in trusted:
                 continue
@@ -165,6 +188,6 @@ class DmarcFilter(Filter):
                 header = authres.AuthenticationResultsHeader.parse_value(arc_set.authentication_results)
             except Exception:  # authres raises assorted errors on bad input
                 continue
-            if any(str(r.method) == "dmarc" and str(r.result) == "pass" for r in header.results):
-                return arc_set.sealer
-        return ""
+            if any(str(x.method) == "dmarc" and str(x.result) == "pass" for x in header.results):
+                return arc, arc_set.sealer
+        return "", ""
