@@ -194,3 +194,19 @@ def test_keygen_writes_a_private_key_and_prints_the_record_to_publish(
          "--algorithm", "ed25519", "--out", str(tmp_path)], capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert again.returncode == 2 and "not overwriting" in again.stderr
+
+
+def test_relative_key_paths_are_taken_from_the_configuration_folder(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from milterfilters.api import build_chain
+
+    (tmp_path / "keys").mkdir()
+    write_key(tmp_path / "keys", "ed.key", "ed25519")
+    config = tmp_path / "milterfilters.toml"
+    config.write_text(
+        '[dkim_sign]\nenabled = true\nkeys = [{ domain = "example.com", selector = "e1", '
+        'key_file = "keys/ed.key", algorithm = "ed25519-sha256" }]\n'
+    )
+    monkeypatch.chdir("/")
+    chain = build_chain(config)
+    outcome = evaluate(chain, MESSAGE, auth_user="alice", recipients=["bob@remote.example"])
+    assert [f.finding.symbol for f in outcome.decision.findings] == ["DKIM_SIGNED"]

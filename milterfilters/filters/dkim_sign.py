@@ -11,6 +11,7 @@ that a From added later breaks the signature. Key files are checked at start-up.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import dkim
@@ -38,7 +39,10 @@ class KeyEntry:
 
     domain: str = doc("signing domain (d=)")
     selector: str = doc("selector (s=): the key is published at SELECTOR._domainkey.DOMAIN")
-    key_file: str = doc("private key file: PEM, or dkimpy's base64 Ed25519 seed; not world-readable")
+    key_file: str = doc(
+        "private key file (PEM, or dkimpy's base64 Ed25519 seed), not world-readable; "
+        "a relative path is taken from the configuration file's folder"
+    )
     algorithm: Literal["rsa-sha256", "ed25519-sha256"] = doc("signing algorithm", "rsa-sha256")
 
 
@@ -91,9 +95,11 @@ class DkimSignFilter(Filter):
         super().__init__(options, services)
         self.networks = trusted_networks(services, options.trusted_networks)
         self.keys: dict[str, list[LoadedKey]] = {}
+        source = Path(services.config.source)
+        base = source.parent if source.is_file() else Path.cwd()
         for i, entry in enumerate(options.keys):
             try:
-                key = load_signing_key(entry.key_file, entry.algorithm)
+                key = load_signing_key(base / entry.key_file, entry.algorithm)
             except KeyFileError as e:
                 raise ConfigError(
                     str(e), source=services.config.source, key=f"{self.name}.keys[{i}]"
