@@ -2,8 +2,8 @@
 
 DKIM signing applies to such mail; DKIM and DMARC verification skip it by default (a user
 submitting from home fails SPF for their own domain, and is not signed yet). The trusted
-networks are the relay filter's ``trusted_networks`` when that filter is configured, so an
-admin lists them once; a filter's own list is used otherwise.
+networks are the relay filter's ``trusted_networks``, so an admin lists them once; a filter
+with a list of its own uses that instead.
 """
 
 from __future__ import annotations
@@ -29,13 +29,17 @@ def parse_networks(entries: Iterable[object]) -> tuple[Network, ...]:
 
 
 def trusted_networks(services: Services, own: Iterable[str]) -> tuple[Network, ...]:
-    """The relay filter's trusted networks if it is configured with some, else ``own``."""
+    """``own`` if it lists any network, else the enabled relay filter's trusted networks."""
+    own = tuple(own)
+    if own:
+        return parse_networks(own)
     try:
         relay = services.config.filter("relay")
     except KeyError:
-        relay = None
-    shared = getattr(relay.options, "trusted_networks", None) if relay is not None else None
-    return parse_networks(shared if shared else own)
+        return ()
+    if not relay.settings.enabled:
+        return ()
+    return parse_networks(getattr(relay.options, "trusted_networks", ()))
 
 
 def is_outbound(ctx: Context, networks: Iterable[Network]) -> bool:

@@ -108,26 +108,18 @@ def test_who_is_signed(dns_server: DnsTestServer, keys) -> None:  # type: ignore
     assert len(signatures) == 2 and "d=example.com" in signatures[0].value  # parent domain's key
 
 
-def test_relay_trusted_networks_are_used_when_the_relay_filter_has_them(
-    dns_server: DnsTestServer, keys
-) -> None:  # type: ignore[no-untyped-def]
-    from dataclasses import dataclass
+def test_trusted_networks_default_to_the_relay_filters(dns_server: DnsTestServer, keys) -> None:  # type: ignore[no-untyped-def]
+    def signs(client_ip: str, relay: dict[str, object], own: list[str]) -> bool:
+        chain = auth_chain(dns_server, {"relay": relay, "dkim_sign": {"keys": keys, "trusted_networks": own}})
+        outcome = evaluate(chain, MESSAGE, client_ip=client_ip, mail_from="alice@example.com",
+                           recipients=["bob@remote.example"])  # fmt: skip
+        return any(isinstance(h, HeaderAdd) and h.name == "DKIM-Signature" for h in outcome.decision.headers)
 
-    from milterfilters.config import Config, FilterSpec
-    from milterfilters.filters.base import Filter, FilterSettings
-    from milterfilters.outbound import trusted_networks
-    from milterfilters.services import Services
-
-    @dataclass(frozen=True)
-    class RelayOptions:
-        trusted_networks: tuple[str, ...] = ("10.1.0.0/16",)
-
-    spec = FilterSpec("relay", Filter, FilterSettings(), RelayOptions())
-    nets = trusted_networks(Services(config=Config(filters=(spec,))), ("192.0.2.0/24",))
-    assert [str(n) for n in nets] == ["10.1.0.0/16"]
-    assert [str(n) for n in trusted_networks(Services(config=Config()), ("192.0.2.0/24",))] == [
-        "192.0.2.0/24"
-    ]
+    relay = {"trusted_networks": ["10.1.0.0/16"]}
+    assert signs("10.1.2.3", relay, own=[])  # listed once, in [relay]
+    assert not signs("10.1.2.3", relay, own=["192.0.2.0/24"])  # an own list replaces it
+    assert signs("192.0.2.7", relay, own=["192.0.2.0/24"])
+    assert not signs("10.1.2.3", {**relay, "enabled": False}, own=[])
 
 
 @pytest.mark.parametrize(

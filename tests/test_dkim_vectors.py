@@ -49,7 +49,13 @@ def dns(dns_server: DnsTestServer, vectors: Path) -> DnsTestServer:
 def dkim_results(dns: DnsTestServer, message: bytes) -> tuple[list[str], str]:
     """The DKIM symbols (with details) and the Authentication-Results the chain gives ``message``."""
     chain = auth_chain(dns, {"dkim": {"arc": False}})
-    outcome = evaluate(chain, message, client_ip="192.0.2.25", recipients=["user@test.example"])
+    outcome = evaluate(
+        chain,
+        message,
+        client_ip="192.0.2.25",
+        mail_from="sender@example.net",
+        recipients=["user@test.example"],
+    )
     found = [f"{f.finding.symbol} {f.finding.detail}" for f in outcome.decision.findings]
     return [f for f in found if f.startswith("DKIM_")], authentication_results(outcome.decision.headers)
 

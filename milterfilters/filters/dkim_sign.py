@@ -54,7 +54,7 @@ class DkimSignOptions:
     )
     trusted_networks: tuple[str, ...] = doc(
         "client networks whose mail is signed besides authenticated clients; "
-        "[relay] trusted_networks is used instead when set",
+        "empty means [relay] trusted_networks",
         default_factory=tuple,
     )
     headers: tuple[str, ...] = doc("header fields signed when present", DEFAULT_HEADERS)
