@@ -179,18 +179,17 @@ def verify_signature(
     problem = _check_tags(tags, now, clock_skew)
     if problem:
         return outcome("permerror", problem)
-    try:
-        body_length = _body_length(verifier, tags)
-    except InvalidCanonicalizationPolicyError as e:
-        return outcome("permerror", f"invalid c= value: {e}")
     unsigned = 0
     if b"l" in tags:
         try:
             limit = int(tags[b"l"])
+            body_length = _body_length(verifier, tags)
         except ValueError:
             return outcome("permerror", "l= is not a number")
+        except InvalidCanonicalizationPolicyError as e:
+            return outcome("permerror", f"invalid c= value: {e}")
         if limit > body_length:
-            # RFC 6376 6.1.3: a body shorter than l= says is a failed signature
+            # the body is shorter than the signer said it signed (RFC 6376 3.5, 6.1.3)
             return outcome("fail", f"body shorter than l={limit}")
         unsigned = body_length - limit
 
