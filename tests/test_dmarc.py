@@ -223,3 +223,14 @@ def test_aligned_dkim_key_outage_defers_instead_of_rejecting(dns: DnsTestServer,
     # an unaligned signature with a DNS problem cannot save the message
     out = judge(dns, signed(b"a@other.example", "example.com", key))
     assert dmarc_symbols(out) == ["DMARC_FAIL_REJECT"] and out.action is Action.REJECT
+
+
+def test_dmarc_without_dkim_is_warned_about(dns: DnsTestServer, caplog: pytest.LogCaptureFixture) -> None:
+    auth_chain(dns, {"dmarc": {}})
+    assert "dkim filter is disabled" in caplog.text
+    caplog.clear()
+    auth_chain(dns, {"dkim": {"dry_run": True}, "dmarc": {}})
+    assert "dkim filter is in dry-run" in caplog.text
+    caplog.clear()
+    auth_chain(dns, {"dkim": {}, "dmarc": {}})
+    assert "dkim filter" not in caplog.text

@@ -8,6 +8,7 @@ A message with several author domains is judged by the strictest of their result
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
@@ -23,6 +24,8 @@ from milterfilters.outbound import is_outbound, trusted_networks
 from milterfilters.schema import doc
 from milterfilters.services import Services
 from milterfilters.verdict import Action, AuthResult, Finding, SmtpReply, Verdict
+
+log = logging.getLogger("milterfilters.dmarc")
 
 _FAIL_SYMBOLS = {
     "reject": "DMARC_FAIL_REJECT",
@@ -57,6 +60,19 @@ class DmarcOptions:
     )
 
 
+def _warn_without_dkim(services: Services) -> None:
+    try:
+        dkim = services.config.filter("dkim").settings
+    except KeyError:
+        return
+    if not dkim.enabled or dkim.dry_run:
+        log.warning(
+            "dmarc: the dkim filter is %s, so DMARC sees no DKIM result and fails mail that only "
+            "a DKIM signature aligns",
+            "in dry-run" if dkim.enabled else "disabled",
+        )
+
+
 class DmarcFilter(Filter):
     """Applies the author domain's DMARC policy (p, sp, pct) using SPF and DKIM alignment."""
 
@@ -84,6 +100,7 @@ class DmarcFilter(Filter):
         self.trusted_sealers = frozenset(s.lower().rstrip(".") for s in options.trusted_arc_sealers)
         #: returns a number in [0, 1) to apply a record's pct=
         self.sample = random.random
+        _warn_without_dkim(services)
 
     def eom(self, ctx: Context) -> Verdict | None:
         assert ctx.message is not None
