@@ -16,6 +16,7 @@ from tests.support.mailauth import auth_chain
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 MAIL = b"From: %s\r\nTo: bob@test.example\r\nSubject: order\r\n\r\nYour order.\r\n"
 SECTIONS = {
+    "spf": {},
     "dkim": {"arc": False},
     "allowlist": {"domains": ["partner.example"], "networks": ["198.51.100.0/24"]},
     "scores": {"ALLOWLIST_DOMAIN": -20.0},
@@ -29,12 +30,18 @@ def key() -> PrivateKey:
 
 @pytest.fixture
 def dns(dns_server: DnsTestServer, key: PrivateKey) -> DnsTestServer:
-    dns_server.zone = Zone({"s._domainkey.mail.partner.example": [("TXT", key.public_record)]})
+    dns_server.zone = Zone(
+        {
+            "s._domainkey.mail.partner.example": [("TXT", key.public_record)],
+            "partner.example": [("TXT", "v=spf1 ip4:192.0.2.0/24 -all")],
+            "spoofer.example": [("TXT", "v=spf1 ip4:192.0.2.0/24 -all")],
+        }
+    )
     return dns_server
 
 
 def judge(dns: DnsTestServer, message: bytes, mail_from: str, client_ip: str = "192.0.2.9"):  # type: ignore[no-untyped-def]
-    chain = auth_chain(dns, SECTIONS, spf={"partner.example": "pass", "spoofer.example": "pass"})
+    chain = auth_chain(dns, SECTIONS)
     return evaluate(chain, message, client_ip=client_ip, mail_from=mail_from, recipients=["bob@test.example"])
 
 

@@ -82,6 +82,7 @@ def dns(dns_server: DnsTestServer, key: PrivateKey) -> DnsTestServer:
             "sel._domainkey.strict.example": [("TXT", key.public_record)],
             "sel._domainkey.mail.strict.example": [("TXT", key.public_record)],
             "sel._domainkey.thirdparty.example": [("TXT", key.public_record)],
+            **{domain: [("TXT", record)] for domain, record in SPF_RECORDS.items()},
         }
     )
     return dns_server
@@ -95,12 +96,16 @@ def signed(author: bytes, domain: str, key: PrivateKey) -> bytes:
     )
 
 
-SPF = {"example.com": "pass", "bounces.example.com": "pass", "strict.example": "pass",
-       "mail.strict.example": "pass", "thirdparty.example": "pass", "other.example": "fail"}  # fmt: skip
+#: SPF: the test client (192.0.2.25) may send for these domains; other.example forbids it
+SPF_PASS = "v=spf1 ip4:192.0.2.0/24 -all"
+SPF_RECORDS = {
+    "example.com": SPF_PASS, "bounces.example.com": SPF_PASS, "strict.example": SPF_PASS,
+    "mail.strict.example": SPF_PASS, "thirdparty.example": SPF_PASS, "other.example": "v=spf1 -all",
+}  # fmt: skip
 
 
 def judge(dns: DnsTestServer, message: bytes, mail_from: str = "x@nowhere.example", **dmarc: object):  # type: ignore[no-untyped-def]
-    chain = auth_chain(dns, {"dkim": {"arc": False}, "dmarc": dmarc}, spf=SPF)
+    chain = auth_chain(dns, {"spf": {}, "dkim": {"arc": False}, "dmarc": dmarc})
     return evaluate(
         chain, message, client_ip="192.0.2.25", mail_from=mail_from, recipients=["bob@test.example"]
     )
@@ -209,7 +214,7 @@ def test_no_from(dns: DnsTestServer) -> None:
 
 
 def test_authenticated_submission_is_not_judged(dns: DnsTestServer) -> None:
-    chain = auth_chain(dns, {"dkim": {"arc": False}, "dmarc": {}}, spf=SPF)
+    chain = auth_chain(dns, {"spf": {}, "dkim": {"arc": False}, "dmarc": {}})
     out = evaluate(chain, MAIL % b"a@example.com", auth_user="alice", mail_from="a@example.com")
     assert dmarc_symbols(out) == [] and out.action is Action.ACCEPT
 

@@ -250,3 +250,19 @@ def test_make_resolver_follows_dns_section(dns_server: DnsTestServer) -> None:
     assert resolver.timeout == 0.5 and resolver.lookup_budget == 3
     assert resolver.txt("example.com") == [b"hello"]
     assert services.metrics.get("dns_queries_total", type="TXT") == 1
+
+
+def test_zone_from_zone_file_text(dns_server: DnsTestServer) -> None:
+    dns_server.zone = Zone.from_text(
+        """
+$ORIGIN example.org.
+@        3600 IN TXT  "v=spf1 mx -all"
+@             IN MX   10 mail
+mail          IN A    192.0.2.25
+www           IN CNAME mail
+"""
+    )
+    r = make(dns_server)
+    assert r.txt("example.org") == [b"v=spf1 mx -all"]
+    assert r.mx("example.org") == [(10, "mail.example.org")]
+    assert r.a("www.example.org") == ["192.0.2.25"]

@@ -175,16 +175,18 @@ class Resolver(DnsLookups):
 
         ``timeout`` (at most the configured one) bounds this lookup when given.
         """
-        qname = _qname(name)
-        if qname is None:
-            return ()
         qtype = dns.rdatatype.RdataType.make(rdtype)
         label = dns.rdatatype.to_text(qtype)
-        key = (qname, qtype)
+        # Keyed by the text as asked (hashing a dns.name.Name costs more than the lookup).
+        text = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+        key = (text.lower().rstrip("."), int(qtype))
         cached = self._cache.get(key)
         if cached is not None:
             self.metrics.inc("dns_cache_hits_total", type=label)
             return cached
+        qname = _qname(name)
+        if qname is None:
+            return ()
         self.metrics.inc("dns_queries_total", type=label)
         lifetime = self.timeout if timeout is None else max(0.001, min(timeout, self.timeout))
         try:

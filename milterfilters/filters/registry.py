@@ -16,6 +16,7 @@ ENTRY_POINT_GROUP = "milterfilters.filters"
 BUILTIN: dict[str, str] = {
     "relay": "milterfilters.filters.relay:RelayFilter",
     "ratelimit": "milterfilters.filters.ratelimit:RateLimitFilter",
+    "spf": "milterfilters.filters.spf:SpfFilter",
     "authres_forgery": "milterfilters.filters.authres_forgery:AuthresForgeryFilter",
     "dkim": "milterfilters.filters.dkim:DkimFilter",
     "dmarc": "milterfilters.filters.dmarc:DmarcFilter",

@@ -67,6 +67,12 @@ def _txt_strings(value: Any) -> list[bytes]:
     return [data[i : i + 255] for i in range(0, len(data), 255)] or [b""]
 
 
+def make_rr(name: str, rtype: str, value: Any, ttl: int = 300) -> RR:
+    """One resource record from a Python value (see :class:`Zone` for the forms)."""
+    rtype = rtype.upper()
+    return RR(name, getattr(QTYPE, rtype), rdata=_rdata(rtype, value), ttl=ttl)
+
+
 def _rdata(rtype: str, value: Any) -> Any:
     if rtype == "A":
         return A(value)
@@ -124,15 +130,7 @@ class Zone:
 
     def add(self, name: str, rtype: str, value: Any, ttl: int | None = None) -> None:
         """Add one record."""
-        rtype = rtype.upper()
-        self.add_rr(
-            RR(
-                name,
-                getattr(QTYPE, rtype),
-                rdata=_rdata(rtype, value),
-                ttl=self.default_ttl if ttl is None else ttl,
-            )
-        )
+        self.add_rr(make_rr(name, rtype, value, self.default_ttl if ttl is None else ttl))
 
     def add_rr(self, rr: RR) -> None:
         self._rrs.setdefault(_key(rr.rname), []).append(rr)

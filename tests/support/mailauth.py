@@ -1,47 +1,23 @@
-"""Chains for the message-authentication tests: DKIM, DMARC and friends on a loopback DNS.
-
-``SpfResults`` stands in for the SPF filter where a test needs a given SPF outcome: it
-reports exactly what the SPF filter reports (``spf=RESULT smtp.mailfrom=ADDRESS``) at MAIL.
-"""
+"""Chains for the message-authentication tests: SPF, DKIM, DMARC and friends resolving
+through the loopback DNS test server."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from milterfilters.api import build_chain, default_services
-from milterfilters.chain import Chain, ChainLink
+from milterfilters.chain import Chain
 from milterfilters.config import config_from_dict
-from milterfilters.context import Context
-from milterfilters.filters.base import Filter
-from milterfilters.verdict import AuthResult, Verdict
 from tests.support.dnsserver import DnsTestServer
 
 AUTHSERV_ID = "mx.test.example"
-
-
-class SpfResults(Filter):
-    """Reports an SPF result per MAIL FROM domain from a table (default ``none``)."""
-
-    name = "spf_results"
-    symbols: ClassVar[dict[str, float]] = {}
-
-    def __init__(self, results: Mapping[str, str]) -> None:
-        super().__init__(None, None)  # type: ignore[arg-type]
-        self.results = dict(results)
-
-    def mail(self, ctx: Context) -> Verdict | None:
-        assert ctx.envelope is not None
-        sender = ctx.envelope.mail_from
-        result = self.results.get(sender.rpartition("@")[2].lower(), "none")
-        return Verdict(auth_results=(AuthResult("spf", result, (("smtp.mailfrom", sender),)),))
 
 
 def auth_chain(
     dns: DnsTestServer,
     sections: Mapping[str, Any],
     *,
-    spf: Mapping[str, str] | None = None,
     clock: Callable[[], float] | None = None,
 ) -> Chain:
     """A chain from ``sections`` (TOML as dicts) resolving through ``dns``.
@@ -58,16 +34,7 @@ def auth_chain(
     services = default_services(config)
     if clock is not None:
         services.clock = clock
-    chain = build_chain(config, services=services)
-    if spf is None:
-        return chain
-    return Chain(
-        (ChainLink(SpfResults(spf)), *chain.links),
-        chain.policy,
-        authserv_id=chain.authserv_id,
-        status_headers=chain.status_headers,
-        metrics=chain.metrics,
-    )
+    return build_chain(config, services=services)
 
 
 def authentication_results(decision_headers: Any) -> str:
