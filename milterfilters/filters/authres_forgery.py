@@ -60,5 +60,4 @@ class AuthresForgeryFilter(Filter):
         if not deletions:
             return None
         detail = f"removed {len(deletions)} field(s) claiming authserv-id {', '.join(sorted(claimed_ids))}"
-        # last first, so that an MTA renumbering after a deletion still finds the others
-        return Verdict(findings=(Finding("AUTHRES_FORGED", detail),), headers=tuple(reversed(deletions)))
+        return Verdict(findings=(Finding("AUTHRES_FORGED", detail),), headers=tuple(deletions))
