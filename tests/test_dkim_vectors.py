@@ -132,3 +132,22 @@ def test_unsigned_message_is_dkim_none(dns: DnsTestServer) -> None:
     assert symbols == ["DKIM_NONE message is not signed"]
     assert "dkim=none" in header
     assert dns.count() == 0  # an unsigned message costs no DNS
+
+
+def test_dkimpy_arc_vector_validates_and_fails_when_tampered(dns: DnsTestServer, vectors: Path) -> None:
+    import dkim
+
+    # dkimpy's test_arc: test.message sealed by example.com with test.private at t=12345
+    message = (vectors / "test.message").read_bytes()
+    seal = dkim.arc_sign(message, b"test", b"example.com", (vectors / "test.private").read_bytes(),
+                         b"lists.example.org", timestamp="12345")  # fmt: skip
+    assert seal[0].startswith(b"ARC-Seal: i=1; cv=none; a=rsa-sha256; d=example.com; s=test; t=12345;")
+    sealed = b"".join(seal) + message
+    chain = auth_chain(dns, {"dkim": {}})
+    tampered = sealed.replace(b"a test message", b"an altered message")
+    assert tampered != sealed
+    for body, expected in ((sealed, "arc=pass"), (tampered, "arc=fail")):
+        outcome = evaluate(
+            chain, body, client_ip="192.0.2.25", mail_from="a@example.net", recipients=["u@test.example"]
+        )
+        assert expected in authentication_results(outcome.decision.headers)
