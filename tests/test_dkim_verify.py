@@ -197,3 +197,18 @@ def test_min_rsa_bits_below_rfc8301_is_a_config_error(dns: DnsTestServer) -> Non
 
     with pytest.raises(ConfigError, match="RFC 8301"):
         auth_chain(dns, {"dkim": {"min_rsa_bits": 512}})
+
+
+def test_many_results_fold_into_one_valid_header_field(dns: DnsTestServer, ed: PrivateKey) -> None:
+    import authres
+
+    message = MESSAGE
+    for _ in range(10):
+        message = sign(message, "ed", ed)
+    findings, header = judge(dns, message)
+    assert [f.symbol for f in findings] == ["DKIM_PASS"] * 10
+    lines = header.split("\n")
+    assert len(lines) == 11 and all(len(line) < 200 for line in lines)  # authserv-id, 10 results
+    assert all(line.startswith("\t") for line in lines[1:])
+    parsed = authres.AuthenticationResultsHeader.parse_value(" ".join(line.strip() for line in lines))
+    assert str(parsed.authserv_id) == "mx.test.example" and len(parsed.results) == 10
