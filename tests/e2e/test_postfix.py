@@ -74,6 +74,7 @@ def test_sighup_reload_applies_to_new_sessions_and_keeps_open_ones(postfix_with_
     assert (code, text[:5]) == (554, b"5.7.1")
     scenarios.tag_decision_delivers_with_spam_headers(stack)  # new sessions see the new one
     assert stack.milter.worker_pids() == [worker]  # reloaded, not restarted
+    assert stack.milter.stop() == 0  # SIGTERM: a clean stop
 
 
 def test_xclient_client_address_and_login_reach_the_milter(postfix_stack: MailStack) -> None:
