@@ -19,6 +19,7 @@ APT_PACKAGES=(
     gcc python3-dev python3-venv
     sasl2-bin libsasl2-modules libsasl2-modules-db   # saslpasswd2, sasldb, PLAIN/LOGIN for AUTH tests
     m4                # builds sendmail.cf from the .mc
+    redis-server      # shared rate-limit counters (a real server per test)
     # what the unpacked sendmail-bin needs (its Depends, less sendmail-base/-cf)
     libdb5.3 libldap-2.5-0 liblockfile1 libnsl2 libsasl2-2 libssl3 libwrap0 procps
     util-linux        # unshare, mount (private mount namespace for Sendmail)
