@@ -15,7 +15,12 @@ from .smtp import dot_stuffed
 
 pytestmark = pytest.mark.e2e
 
-XCLIENT = {"ADDR": "203.0.113.7", "NAME": "mail.client.example", "LOGIN": "alice@test.example"}
+XCLIENT = {
+    "ADDR": "203.0.113.7",
+    "NAME": "mail.client.example",
+    "HELO": "helo.client.example",
+    "LOGIN": "alice@test.example",
+}
 
 
 def test_plain_mail_is_delivered_with_status_headers(postfix_stack: MailStack) -> None:
@@ -83,6 +88,7 @@ def test_xclient_client_address_and_login_reach_the_milter(postfix_stack: MailSt
     assert sent.transcript.accepted, sent.transcript.describe()  # relaying: the login is authenticated
     decision = sent.decision()
     assert decision["client"] == "mail.client.example[203.0.113.7]"
+    assert decision["helo"] == "helo.client.example"
     assert decision["auth"] == "alice@test.example"
     sent.delivered()
 
