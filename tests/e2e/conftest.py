@@ -19,6 +19,8 @@ import pytest
 from .mta import MailStack, StackPool, make_runtime_dir
 
 StackFactory = Callable[..., MailStack]
+#: commands the fixtures run (scripts/install-test-deps.sh installs them)
+REQUIRED_TOOLS = ("postfix", "postconf", "saslpasswd2", "m4", "unshare", "mount", "dpkg-deb")
 
 
 @pytest.fixture(scope="session")
@@ -27,10 +29,15 @@ def e2e_runtime_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
     MILTERFILTERS_E2E_KEEP=1) so their logs can be read."""
     if os.geteuid() != 0:
         pytest.fail("the end-to-end tests run Postfix and Sendmail and must run as root")
+    missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: run scripts/install-test-deps.sh (as root)")
     path = make_runtime_dir()
     yield path
     if request.session.testsfailed or os.environ.get("MILTERFILTERS_E2E_KEEP"):
-        print(f"\nend-to-end runtime folder kept: {path}")
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"end-to-end runtime folder (logs) kept: {path}")
     else:
         shutil.rmtree(path, ignore_errors=True)
 

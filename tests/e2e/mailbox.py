@@ -6,9 +6,9 @@ from __future__ import annotations
 import email
 import email.message
 import email.policy
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
 
 from .runtime import wait_until
 
@@ -19,35 +19,20 @@ def _header_matches(msg: email.message.Message, subject: str | None, message_id:
     return message_id is None or str(msg.get("Message-ID", "")).strip() == message_id.strip()
 
 
-class Mailbox(Protocol):
-    """Where an MTA puts accepted mail: a Maildir (Postfix) or a queue (Sendmail)."""
-
-    def messages(self) -> list[email.message.Message]: ...
-
-    def find(
-        self, *, subject: str | None = None, message_id: str | None = None
-    ) -> email.message.Message | None: ...
-
-    def wait_for(
-        self, *, subject: str | None = None, message_id: str | None = None, timeout: float = 10.0
-    ) -> email.message.Message: ...
-
-    def assert_absent(
-        self, *, subject: str | None = None, message_id: str | None = None, grace: float = 1.0
-    ) -> None: ...
-
-
-class _FileMailbox:
-    """Shared lookup logic: parse each message file once, match by Subject / Message-ID."""
+class Mailbox(ABC):
+    """Where an MTA puts accepted mail, one file per message (parsed once), searched by
+    Subject and/or Message-ID."""
 
     def __init__(self) -> None:
         self._cache: dict[Path, email.message.Message] = {}
 
+    @abstractmethod
     def _files(self) -> Iterator[Path]:
-        raise NotImplementedError
+        """The files of the complete messages."""
 
+    @abstractmethod
     def _parse(self, path: Path) -> email.message.Message | None:
-        raise NotImplementedError
+        """The message in ``path``, or None if it vanished meanwhile."""
 
     def messages(self) -> list[email.message.Message]:
         """Every message currently delivered (parsed; files read once)."""
@@ -98,7 +83,7 @@ class _FileMailbox:
         raise AssertionError(f"message was delivered but should not have been:\n{msg}")
 
 
-class Maildir(_FileMailbox):
+class Maildir(Mailbox):
     """A Maildir that virtual(8) delivers into (reads ``new/`` and ``cur/``)."""
 
     def __init__(self, path: Path) -> None:
@@ -118,7 +103,7 @@ class Maildir(_FileMailbox):
             return None
 
 
-class SendmailQueue(_FileMailbox):
+class SendmailQueue(Mailbox):
     """Sendmail's queue directory in queue-only mode: each message is a qf (envelope and
     headers) plus a df (body) file; a message is complete once its qf file exists."""
 
@@ -138,7 +123,7 @@ class SendmailQueue(_FileMailbox):
         except FileNotFoundError:
             return None
         return email.message_from_bytes(
-            qf_headers(control).encode() + b"\n" + body, policy=email.policy.compat32
+            qf_headers(control).encode("latin-1") + b"\n" + body, policy=email.policy.compat32
         )
 
 

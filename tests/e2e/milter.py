@@ -16,7 +16,7 @@ from typing import Literal
 
 import tomli_w
 
-from .runtime import LOOPBACK, E2EError, free_port, tail, tcp_listening, unix_listening, wait_until
+from .runtime import LOOPBACK, E2EError, free_port, pid_alive, tail, tcp_listening, unix_listening, wait_until
 
 Transport = Literal["unix", "inet"]
 
@@ -92,10 +92,12 @@ class MilterProcess:
 
     @property
     def pid(self) -> int | None:
+        """The supervisor's PID while started."""
         return self._proc.pid if self._proc else None
 
     @property
     def running(self) -> bool:
+        """True while the supervisor runs."""
         return self._proc is not None and self._proc.poll() is None
 
     @property
@@ -149,21 +151,22 @@ class MilterProcess:
             raise E2EError(f"milter refused the reload:\n{self.log_text(offset)}")
 
     def stop(self, timeout: float = 20.0) -> int | None:
-        """SIGTERM, wait for the exit (libmilter takes a few seconds); SIGKILL if it hangs.
-
-        Returns the exit status, or None when it was not running.
-        """
+        """SIGTERM the supervisor (it stops its worker) and wait for it; SIGKILL the process
+        group if it hangs. Returns the supervisor's exit status, or None if it was not running."""
         proc = self._proc
         if proc is None:
             return None
+        workers = self.worker_pids()
         if proc.poll() is None:
-            self._signal_group(signal.SIGTERM)
+            proc.terminate()
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self._signal_group(signal.SIGKILL)
                 proc.wait(5)
-        self._signal_group(signal.SIGKILL)  # a worker left behind by its supervisor
+        for pid in workers:  # a worker its supervisor failed to stop
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
         self._proc = None
         return proc.returncode
 
@@ -184,6 +187,8 @@ class MilterProcess:
         self._proc = None
 
     def _signal_group(self, signum: int) -> None:
+        """Signal supervisor and worker together (only while the supervisor is unreaped, so the
+        group id cannot have been reused)."""
         if self._proc is None:
             return
         try:

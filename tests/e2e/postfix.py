@@ -176,14 +176,6 @@ class PostfixInstance:
             self.stop()
             raise E2EError(f"postfix did not listen:\n{tail(self.log_path)}") from None
 
-    def reload(self, **settings: str) -> None:
-        """Change main.cf settings and reload: new SMTP sessions use them."""
-        self.settings.update(settings)
-        for key, value in settings.items():
-            run_command(["postconf", "-c", str(self.config_dir), "-e", f"{key} = {value}"]).check_returncode()
-        _age_config_files(self.config_dir)
-        self._postfix("reload").check_returncode()
-
     def stop(self, timeout: float = 15.0) -> None:
         """``postfix stop``, then wait for the master PID; SIGKILL it if it lingers."""
         pid = self._master_pid
@@ -196,6 +188,7 @@ class PostfixInstance:
         self._master_pid = None
 
     def log_text(self) -> str:
+        """Postfix's log (postlogd writes it; no syslog needed)."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 

@@ -100,6 +100,7 @@ class SyslogReceiver:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Bind the socket (world-writable, as /dev/log is) and start receiving."""
         self.socket_path.unlink(missing_ok=True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(str(self.socket_path))
@@ -121,6 +122,7 @@ class SyslogReceiver:
                 log.write(datagram.rstrip(b"\0\n") + b"\n")
 
     def stop(self) -> None:
+        """Stop receiving and close the socket."""
         sock, self._sock = self._sock, None
         if self._thread is not None:
             self._thread.join(2)

@@ -40,6 +40,7 @@ def make_message(
 
 
 def message_id_of(message: bytes) -> str | None:
+    """The Message-ID header of a raw message, or None."""
     value = email.message_from_bytes(message, policy=email.policy.compat32).get("Message-ID")
     return str(value).strip() if value else None
 
@@ -53,14 +54,17 @@ class Reply:
 
     @property
     def positive(self) -> bool:
+        """2xx or 3xx."""
         return 200 <= self.code < 400
 
     @property
     def temporary(self) -> bool:
+        """4xx: try again later (the client keeps the message)."""
         return 400 <= self.code < 500
 
     @property
     def permanent(self) -> bool:
+        """5xx: refused."""
         return 500 <= self.code < 600
 
     def __str__(self) -> str:
@@ -90,9 +94,8 @@ class SmtpTranscript:
         for reply in (self.eom, self.data):
             if reply is not None:
                 return reply
-        if self.rcpt:
-            refused = [r for r in self.rcpt.values() if not r.positive]
-            return refused[-1] if len(refused) == len(self.rcpt) else next(iter(self.rcpt.values()))
+        if self.rcpt:  # DATA is sent unless every recipient was refused
+            return list(self.rcpt.values())[-1]
         for reply in (self.mail, self.auth, self.xclient, self.ehlo, self.banner):
             if reply is not None:
                 return reply
@@ -114,6 +117,7 @@ class SmtpTranscript:
         return match.group(1) if match else None
 
     def describe(self) -> str:
+        """One line with every reply, for assertion messages."""
         parts = [f"{stage}={reply}" for stage, reply in self._stages() if reply is not None]
         return "; ".join(parts)
 
@@ -208,7 +212,7 @@ def _transaction(
         client.send(dot_stuffed(message))
         t.eom = Reply(*_decoded(client.getreply()))
     except smtplib.SMTPServerDisconnected:
-        _record_disconnect(t)
+        _record_disconnect(t, c, rcpt_to)
     finally:
         try:
             client.quit()
@@ -222,11 +226,16 @@ def _decoded(reply: tuple[int, bytes]) -> tuple[int, str]:
     return code, text.decode("utf-8", "replace").replace("\n", " ")
 
 
-def _record_disconnect(t: SmtpTranscript) -> None:
-    """Mark the first stage that did not get its reply as disconnected."""
-    for name in ("banner", "ehlo", "mail"):
+def _record_disconnect(t: SmtpTranscript, c: SmtpClient, rcpt_to: Sequence[str]) -> None:
+    """Mark the stage whose reply never came as :data:`DISCONNECTED`."""
+    stages = ["banner", "ehlo"] + ["xclient"] * bool(c.xclient) + ["auth"] * bool(c.auth) + ["mail"]
+    for name in stages:
         if getattr(t, name) is None:
             setattr(t, name, DISCONNECTED)
+            return
+    for rcpt in rcpt_to:
+        if rcpt not in t.rcpt:
+            t.rcpt[rcpt] = DISCONNECTED
             return
     if t.data is None:
         t.data = DISCONNECTED

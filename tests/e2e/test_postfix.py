@@ -15,7 +15,12 @@ from .smtp import dot_stuffed
 
 pytestmark = pytest.mark.e2e
 
-XCLIENT = {"ADDR": "203.0.113.7", "NAME": "mail.client.example", "LOGIN": "alice@test.example"}
+XCLIENT = {
+    "ADDR": "203.0.113.7",
+    "NAME": "mail.client.example",
+    "HELO": "helo.client.example",
+    "LOGIN": "alice@test.example",
+}
 
 
 def test_plain_mail_is_delivered_with_status_headers(postfix_stack: MailStack) -> None:
@@ -74,6 +79,7 @@ def test_sighup_reload_applies_to_new_sessions_and_keeps_open_ones(postfix_with_
     assert (code, text[:5]) == (554, b"5.7.1")
     scenarios.tag_decision_delivers_with_spam_headers(stack)  # new sessions see the new one
     assert stack.milter.worker_pids() == [worker]  # reloaded, not restarted
+    assert stack.milter.stop() == 0  # SIGTERM: a clean stop
 
 
 def test_xclient_client_address_and_login_reach_the_milter(postfix_stack: MailStack) -> None:
@@ -82,6 +88,7 @@ def test_xclient_client_address_and_login_reach_the_milter(postfix_stack: MailSt
     assert sent.transcript.accepted, sent.transcript.describe()  # relaying: the login is authenticated
     decision = sent.decision()
     assert decision["client"] == "mail.client.example[203.0.113.7]"
+    assert decision["helo"] == "helo.client.example"
     assert decision["auth"] == "alice@test.example"
     sent.delivered()
 
