@@ -156,4 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the imported module's main, so exception classes are the ones command modules import
+    from milterfilters.cli import main as _main
+
+    sys.exit(_main())

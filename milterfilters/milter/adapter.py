@@ -189,10 +189,13 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
                 address = address or hostaddr
             if macros.get("{client_port}", "").isdigit():
                 port = int(macros["{client_port}"])
+            name = hostname or macros.get("{client_name}", "")
+            if not name or (name.startswith("[") and name.endswith("]")):
+                name = "unknown"  # the MTA found no name: say so as Postfix does, unknown[ip]
             connection = Connection(
                 client_address=address,
                 client_port=port,
-                client_name=hostname or macros.get("{client_name}", "unknown"),
+                client_name=name,
                 family=_family(family),
                 mta_hostname=macros.get("j", ""),
                 daemon_name=macros.get("{daemon_name}", ""),

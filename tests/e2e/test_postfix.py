@@ -95,7 +95,7 @@ def test_xclient_client_address_and_login_reach_the_milter(postfix_stack: MailSt
 
 def test_sasl_auth_plain_login_reaches_the_milter(postfix_stack: MailStack) -> None:
     scenarios.sasl_login_and_client_address_reach_the_milter(
-        postfix_stack, xclient={"ADDR": "203.0.113.8"}, client="[203.0.113.8][203.0.113.8]"
+        postfix_stack, xclient={"ADDR": "203.0.113.8"}, client="unknown[203.0.113.8]"
     )
 
 

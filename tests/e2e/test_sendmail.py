@@ -34,7 +34,7 @@ def test_killed_milter_tempfails_and_nothing_is_lost(sendmail_with_milter: Stack
 def test_sasl_auth_plain_login_and_client_address_reach_the_milter(sendmail_stack: MailStack) -> None:
     # Sendmail has no XCLIENT: connect from another loopback address instead
     scenarios.sasl_login_and_client_address_reach_the_milter(
-        sendmail_stack, source_address="127.0.0.7", client="[127.0.0.7][127.0.0.7]"
+        sendmail_stack, source_address="127.0.0.7", client="unknown[127.0.0.7]"
     )
 
 
