@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.dnsserver import DnsTestServer
+from tests.support.redisserver import RedisTestServer, free_loopback_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MILTERFILTERS_SHARED", PROJECT_ROOT.parent / "shared"))
@@ -36,3 +37,31 @@ def dns_server() -> Iterator[DnsTestServer]:
     """
     with DnsTestServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisTestServer]:
+    """A real redis-server for the whole session; tests keep apart by their own key prefixes."""
+    server = RedisTestServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_server_factory(tmp_path: Path) -> Iterator[Callable[[], RedisTestServer]]:
+    """Start private redis-servers (stopped at the end of the test), e.g. to take one down."""
+    servers: list[RedisTestServer] = []
+
+    def start() -> RedisTestServer:
+        servers.append(RedisTestServer(tmp_path / f"redis{len(servers)}"))
+        return servers[-1].start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback TCP port with nothing listening (a server that is down)."""
+    return free_loopback_port()

@@ -152,7 +152,11 @@ class _NegotiationCtx:
 
 
 def test_negotiation_asks_only_for_what_filters_need() -> None:
-    chain = build_chain(config_from_dict({"gtube": {"enabled": False}, "size": {"enabled": False}}))
+    chain = build_chain(
+        config_from_dict(
+            {"gtube": {"enabled": False}, "size": {"enabled": False}, "relay": {"enabled": False}}
+        )
+    )
     m: ChainMilter = make_milter_class(ChainHolder(chain))()
     fake = _NegotiationCtx()
     m._ctx = fake

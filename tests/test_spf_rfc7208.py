@@ -52,6 +52,9 @@ def spf_chain(server: DnsTestServer) -> Chain:
             },
             "gtube": {"enabled": False},
             "size": {"enabled": False},
+            # the suite feeds SPF addresses that the relay filter refuses as bad syntax
+            "relay": {"enabled": False},
+            "ratelimit": {"enabled": False},
         }
     )
     return build_chain(config)

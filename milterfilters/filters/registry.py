@@ -14,6 +14,8 @@ ENTRY_POINT_GROUP = "milterfilters.filters"
 
 #: Built-in filters in chain order: who is talking first, then what DNS says, then content.
 BUILTIN: dict[str, str] = {
+    "relay": "milterfilters.filters.relay:RelayFilter",
+    "ratelimit": "milterfilters.filters.ratelimit:RateLimitFilter",
     "spf": "milterfilters.filters.spf:SpfFilter",
     "gtube": "milterfilters.filters.gtube:GtubeFilter",
     "size": "milterfilters.filters.size:SizeFilter",
