@@ -207,6 +207,20 @@ def test_skipped_clients_cause_no_lookups(
     assert zone_server.count() == 0
 
 
+def test_relay_trusted_networks_skip_spf(zone_server: DnsTestServer) -> None:
+    config = config_from_dict(
+        {
+            "dns": {"nameservers": [zone_server.address]},
+            "relay": {"enabled": False, "trusted_networks": ["198.51.100.0/24"]},
+            "spf": {"enabled": True, "trusted_networks": []},
+        }
+    )
+    chain = build_chain(config)
+    assert symbols(run(chain, "user@example.com", ip=BAD_IP)) == []
+    assert zone_server.count() == 0
+    assert symbols(run(chain, "user@example.com", ip=GOOD_IP)) == ["SPF_PASS", "SPF_HELO_PASS"]
+
+
 def test_loopback_is_trusted_by_default(zone_server: DnsTestServer) -> None:
     config = config_from_dict(
         {"dns": {"nameservers": [zone_server.address]}, "spf": {"enabled": True}, "gtube": {"enabled": False}}

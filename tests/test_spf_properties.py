@@ -34,7 +34,10 @@ def spf_filter() -> Iterator[SpfFilter]:
     zone = Zone({"example.com": [("TXT", "v=spf1 a mx ptr exists:%{l}.%{d} include:%{h} -all")]})
     with DnsTestServer(zone) as server:
         config = config_from_dict(
-            {"spf": {"enabled": True, "trusted_networks": [], "received_spf_header": True}}
+            {
+                "spf": {"enabled": True, "trusted_networks": [], "received_spf_header": True},
+                "relay": {"trusted_networks": []},
+            }
         )
         resolver = Resolver([server.address], timeout=0.5)
         services = Services(config=config, resolver_factory=lambda _: resolver)
