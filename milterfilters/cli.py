@@ -18,7 +18,7 @@ from milterfilters.schema import ConfigError
 
 #: modules that add subcommands: each has ``register(subparsers)``; the parser it adds
 #: sets ``func`` to a callable taking the parsed args and returning an exit status.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("milterfilters.dkim_keys",)
 
 
 class UsageError(Exception):

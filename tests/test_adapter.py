@@ -154,7 +154,12 @@ class _NegotiationCtx:
 def test_negotiation_asks_only_for_what_filters_need() -> None:
     chain = build_chain(
         config_from_dict(
-            {"gtube": {"enabled": False}, "size": {"enabled": False}, "relay": {"enabled": False}}
+            {
+                "gtube": {"enabled": False},
+                "size": {"enabled": False},
+                "relay": {"enabled": False},
+                "authres_forgery": {"enabled": False},
+            }
         )
     )
     m: ChainMilter = make_milter_class(ChainHolder(chain))()

@@ -17,6 +17,11 @@ BUILTIN: dict[str, str] = {
     "relay": "milterfilters.filters.relay:RelayFilter",
     "ratelimit": "milterfilters.filters.ratelimit:RateLimitFilter",
     "spf": "milterfilters.filters.spf:SpfFilter",
+    "authres_forgery": "milterfilters.filters.authres_forgery:AuthresForgeryFilter",
+    "dkim": "milterfilters.filters.dkim:DkimFilter",
+    "dmarc": "milterfilters.filters.dmarc:DmarcFilter",
+    "allowlist": "milterfilters.filters.allowlist:AllowlistFilter",
+    "dkim_sign": "milterfilters.filters.dkim_sign:DkimSignFilter",
     "gtube": "milterfilters.filters.gtube:GtubeFilter",
     "size": "milterfilters.filters.size:SizeFilter",
 }
