@@ -8,9 +8,16 @@ import authres
 
 from milterfilters.verdict import AuthResult
 
+#: RFC 5322 2.1.1: lines SHOULD stay within 78 characters (and MUST within 998)
+LINE_LENGTH = 78
+
 
 def render_authentication_results(authserv_id: str, results: Sequence[AuthResult]) -> str:
-    """The value of one Authentication-Results field carrying ``results``."""
+    """The value of one Authentication-Results field carrying ``results``.
+
+    A field longer than a line is folded with one result per line (a message with several
+    DKIM signatures easily passes the 998-character limit on one line).
+    """
     items = []
     for r in results:
         props = [authres.AuthenticationResultProperty(*p[0].split(".", 1), p[1]) for p in r.properties]
@@ -24,7 +31,10 @@ def render_authentication_results(authserv_id: str, results: Sequence[AuthResult
             )
         )
     header = authres.AuthenticationResultsHeader(authserv_id=authserv_id, results=items)
-    return str(header).split(":", 1)[1].strip()
+    value = str(header).split(":", 1)[1].strip()
+    if not items or len("Authentication-Results: ") + len(value) <= LINE_LENGTH:
+        return value
+    return ";\n\t".join([authserv_id, *(str(item) for item in items)])
 
 
 def authserv_id_of(value: str) -> str | None:

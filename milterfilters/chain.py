@@ -14,6 +14,8 @@ Combination rules:
 * At end of data the findings of all stages are scored by the policy; the final action
   is the most severe of the filters' direct actions and the score's action.
 * A dry-run filter's findings are scored and shown apart, and never change the action.
+* A filter sees the findings and authentication results of the earlier stages and of the
+  filters before it in the same stage (DMARC, at end of data, reads what DKIM found there).
 """
 
 from __future__ import annotations
@@ -254,6 +256,12 @@ class Session:
             out.findings += scored
             out.headers += verdict.headers
             out.auth_results += verdict.auth_results
+            # later filters of the same stage see what this one found (DMARC reads DKIM at EOM)
+            ctx = replace(
+                ctx,
+                findings=ctx.findings + verdict.findings,
+                auth_results=ctx.auth_results + verdict.auth_results,
+            )
             action = verdict.action
             if action in DEFERRED_TO_EOM and stage is not Stage.EOM:
                 out.deferred = max(out.deferred, action)

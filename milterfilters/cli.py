@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 #: modules that add subcommands: each has ``register(subparsers)``; the parser it adds
 #: sets ``func`` to a callable taking the parsed args and returning an exit status.
-COMMAND_MODULES: tuple[str, ...] = ("milterfilters.classifier.commands",)
+COMMAND_MODULES: tuple[str, ...] = ("milterfilters.dkim_keys", "milterfilters.classifier.commands")
 
 
 class UsageError(Exception):
@@ -177,4 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the imported module's main, so exception classes are the ones command modules import
+    from milterfilters.cli import main as _main
+
+    sys.exit(_main())

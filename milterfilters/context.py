@@ -163,8 +163,8 @@ class Context:
     message: Message | None = None  # at EOM
     queue_id: str = ""
     macros: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-    findings: tuple[Finding, ...] = ()  # from earlier stages of this transaction
-    auth_results: tuple[AuthResult, ...] = ()  # from earlier stages of this transaction
+    findings: tuple[Finding, ...] = ()  # from earlier stages and earlier filters of this stage
+    auth_results: tuple[AuthResult, ...] = ()  # likewise
 
     def at(self, stage: Stage, **changes: object) -> Context:
         """A copy of this context for another stage."""

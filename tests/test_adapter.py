@@ -152,7 +152,7 @@ class _NegotiationCtx:
 
 
 def test_negotiation_asks_only_for_what_filters_need() -> None:
-    disabled = ("gtube", "size", "relay", "classifier")
+    disabled = ("gtube", "size", "relay", "authres_forgery", "classifier")
     chain = build_chain(config_from_dict({name: {"enabled": False} for name in disabled}))
     m: ChainMilter = make_milter_class(ChainHolder(chain))()
     fake = _NegotiationCtx()

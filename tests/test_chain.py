@@ -247,6 +247,24 @@ def test_later_stages_see_earlier_findings_and_auth_results() -> None:
     assert ar.value == "mx.example.net; spf=pass smtp.mailfrom=a@example.org"
 
 
+def test_later_filters_of_a_stage_see_what_earlier_ones_found() -> None:
+    seen: list[Context] = []
+    dkim = scripted(
+        "dkim",
+        {
+            Stage.EOM: lambda ctx: Verdict(
+                findings=(Finding("DKIM_PASS"),), auth_results=(AuthResult("dkim", "pass"),)
+            )
+        },
+    )
+    dry = scripted("dry", {Stage.EOM: found("DRY_ONLY")})
+    dmarc = scripted("dmarc", {Stage.EOM: lambda ctx: seen.append(ctx) or None})  # type: ignore[func-returns-value]
+    chain = Chain([ChainLink(dkim), ChainLink(dry, FilterSettings(dry_run=True)), ChainLink(dmarc)])
+    evaluate(chain, MSG)
+    assert [f.symbol for f in seen[0].findings] == ["DKIM_PASS"]  # dry-run findings stay apart
+    assert [r.method for r in seen[0].auth_results] == ["dkim"]
+
+
 def test_connection_findings_apply_to_every_message_of_the_connection() -> None:
     f = scripted("conn", {Stage.CONNECT: found("BAD_CLIENT"), Stage.EOM: lambda ctx: None})
     chain = chain_of(f, weights={"BAD_CLIENT": 7.0})

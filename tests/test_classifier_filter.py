@@ -122,3 +122,16 @@ def test_default_model_scores_the_default_chain() -> None:
     assert outcome.action is Action.ACCEPT and not outcome.decision.errors
     p = classifier_of(chain).probability(milterfilters.parse_message(SPAM))
     assert 0.0 <= p <= 1.0
+
+
+def test_short_messages_need_strong_evidence() -> None:
+    note = b"From: a@example.com\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nSee you at five.\r\n"
+    p = classifier_of(build_chain()).probability(milterfilters.parse_message(note))
+    lenient = {
+        "spam_threshold": p / 2,
+        "short_spam_threshold": (1 + p) / 2,
+        "high_threshold": 1.0,
+        "ham_threshold": 0.0,
+    }
+    assert evaluate(chain_with(**lenient), note).decision.symbols == ()
+    assert evaluate(chain_with(**lenient, min_words=0), note).decision.symbols == ("CLASSIFIER_SPAM",)

@@ -168,3 +168,24 @@ def test_bad_socket_spec_is_a_config_error(rundir: Path) -> None:
         timeout=30,
     )
     assert r.returncode == 2 and b"milter.socket" in r.stderr
+
+
+def test_tcp_nodelay_is_set_on_the_listener_and_inherited() -> None:
+    from milterfilters.milter.socketspec import parse_socket_spec
+    from milterfilters.milter.worker import disable_nagle_on_listener
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    try:
+        assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+        assert disable_nagle_on_listener(parse_socket_spec(f"inet:127.0.0.1:{port}"))
+        assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = listener.accept()
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        accepted.close()
+        client.close()
+    finally:
+        listener.close()

@@ -99,7 +99,7 @@ class Model:
 
     def explain(self, features: MessageFeatures, top: int = 12) -> list[TokenWeight]:
         """The tokens that pushed the score most, strongest first (either direction)."""
-        values = token_values(features, self.settings.trait_weight)
+        values = token_values(features, self.settings)
         contributions = [
             TokenWeight(token, value * float(self.weights[self.vectorizer.column(token)]))
             for token, value in values.items()

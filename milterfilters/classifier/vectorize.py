@@ -1,7 +1,9 @@
 """Turn message features into a hashed sparse vector, the same way in training and scoring.
 
 Words are counted, damped (``1 + log count``) and scaled to unit length, so a long message
-does not outweigh a short one; every trait is a constant ``trait_weight``. Tokens are hashed
+does not outweigh a short one — but never by less than ``1 / min_word_norm``, so the few words
+of a two-line note are not each blown up to the weight of a whole letter. Every trait is a
+constant ``trait_weight``. Tokens are hashed
 (CRC-32 of their UTF-8 bytes, low bits) into ``2**n_features_log2`` columns: no vocabulary to
 store, nothing to refit on update. Scoring needs only NumPy — not scikit-learn, whose import
 alone would double the milter's resident memory.
@@ -36,20 +38,21 @@ class FeatureSettings:
     feature_version: int = FEATURE_VERSION
     n_features_log2: int = 20
     trait_weight: float = 0.2
+    min_word_norm: float = 8.0
     max_bytes: int = DEFAULT_MAX_BYTES
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-def token_values(features: MessageFeatures, trait_weight: float) -> dict[str, float]:
+def token_values(features: MessageFeatures, settings: FeatureSettings) -> dict[str, float]:
     """The weighted tokens of one message, before hashing."""
     counts = Counter(features.words)
     values = {token: 1.0 + math.log(n) for token, n in counts.items()}
-    norm = math.sqrt(sum(v * v for v in values.values())) or 1.0
+    norm = max(math.sqrt(sum(v * v for v in values.values())), settings.min_word_norm)
     out = {token: v / norm for token, v in values.items()}
     for trait in features.traits:
-        out[trait] = trait_weight
+        out[trait] = settings.trait_weight
     return out
 
 
@@ -70,7 +73,7 @@ class Vectorizer:
 
     def row(self, features: MessageFeatures) -> tuple[np.ndarray, np.ndarray]:
         """One message as (columns, values); colliding tokens appear as repeated columns."""
-        values = token_values(features, self.settings.trait_weight)
+        values = token_values(features, self.settings)
         mask = self._mask
         columns = np.fromiter(
             (zlib.crc32(t.encode("utf-8")) & mask for t in values), dtype=np.int32, count=len(values)

@@ -164,7 +164,8 @@ class Resolver(DnsLookups):
                 raise DnsError(f"no system resolver ({e}); set [dns] nameservers") from e
         resolver.search = []
         resolver.use_search_by_default = False
-        # One attempt may use the whole lifetime; dnspython retries within it.
+        # Each attempt waits at most 2 s; dnspython retries (backoff, other servers) until
+        # the lifetime, the whole per-lookup timeout, ends.
         resolver.timeout = min(2.0, timeout)
         resolver.lifetime = timeout
         resolver.cache = None

@@ -9,6 +9,9 @@ It reports findings; the policy weighs them. With the default weights and thresh
 * ``CLASSIFIER_HAM`` (weight -1) when it is below ``ham_threshold``, a nudge against other
   filters' false alarms.
 
+A message with fewer than ``min_words`` words of body text is little evidence: it needs
+``short_spam_threshold`` (0.9) for ``CLASSIFIER_SPAM``.
+
 Each finding's detail carries the probability. The model is loaded once, when the filter
 is built; a missing or broken model stops start-up with a clear error. A message that
 cannot be scored at run time gets the filter's ``on_error`` — ``ignore`` by default: the
@@ -22,6 +25,7 @@ import logging
 from dataclasses import dataclass
 from typing import ClassVar
 
+from milterfilters.classifier.features import MessageFeatures
 from milterfilters.classifier.model import Model, TokenWeight, load_model_cached
 from milterfilters.classifier.parsing import DEFAULT_MAX_BYTES, DEFAULT_TIME_BUDGET
 from milterfilters.classifier.paths import DEFAULT_MODEL_DIR
@@ -41,12 +45,20 @@ class ClassifierOptions:
     spam_threshold: float = doc("probability at which CLASSIFIER_SPAM is emitted", 0.5)
     high_threshold: float = doc("probability at which CLASSIFIER_SPAM_HIGH is emitted as well", 0.99)
     ham_threshold: float = doc("probability below which CLASSIFIER_HAM is emitted", 0.01)
+    min_words: int = doc("messages with fewer words of body text are judged on strong evidence only", 12)
+    short_spam_threshold: float = doc(
+        "probability at which CLASSIFIER_SPAM is emitted for a message shorter than min_words", 0.9
+    )
     max_bytes: int = doc("bytes of the message read (a prefix of larger ones)", DEFAULT_MAX_BYTES)
     time_budget: float = doc("seconds the MIME walk may take before the rest is skipped", DEFAULT_TIME_BUDGET)
 
     def validate(self) -> None:
         if not 0.0 <= self.ham_threshold <= self.spam_threshold <= self.high_threshold <= 1.0:
             raise ValueError("thresholds must satisfy 0 <= ham <= spam <= high <= 1")
+        if not self.spam_threshold <= self.short_spam_threshold <= 1.0:
+            raise ValueError("short_spam_threshold must be between spam_threshold and 1")
+        if self.min_words < 0:
+            raise ValueError("min_words must not be negative")
         if self.max_bytes < 1024:
             raise ValueError("max_bytes must be at least 1024")
         if self.time_budget <= 0:
@@ -77,20 +89,23 @@ class ClassifierFilter(Filter):
         head = b"".join(h.raw_bytes() for h in message.headers)
         return head + b"\r\n" + message.body[: self.options.max_bytes]
 
+    def features(self, message: Message, model: Model | None = None) -> MessageFeatures:
+        model = model or self.model
+        return model.vectorizer.features(self._raw(message), time_budget=self.options.time_budget)
+
     def probability(self, message: Message, model: Model | None = None) -> float:
         """The spam probability ``model`` (the live one by default) gives ``message``."""
         model = model or self.model
-        features = model.vectorizer.features(self._raw(message), time_budget=self.options.time_budget)
-        return model.probability(features)
+        return model.probability(self.features(message, model))
 
     def explain(self, message: Message, top: int = 12) -> list[TokenWeight]:
         """The tokens that drove the live model's score of ``message`` most."""
-        features = self.model.vectorizer.features(self._raw(message), time_budget=self.options.time_budget)
-        return self.model.explain(features, top)
+        return self.model.explain(self.features(message), top)
 
     def eom(self, ctx: Context) -> Verdict | None:
         assert ctx.message is not None
-        p = self.probability(ctx.message)
+        features = self.features(ctx.message)
+        p = self.model.probability(features)
         if not 0.0 <= p <= 1.0:  # NaN too: a damaged model must not pass as an opinion
             raise ValueError(f"classifier produced probability {p!r}")
         annotations: dict[str, object] = {"classifier_probability": p}
@@ -99,7 +114,10 @@ class ClassifierFilter(Filter):
         detail = f"p={p:.4f}"
         opts = self.options
         findings = []
-        if p >= opts.spam_threshold:
+        # Little text is little evidence (rspamd's Bayes skips such mail altogether): a short
+        # message needs a higher probability to count as spam.
+        short = sum(not w.startswith("s:") for w in features.words) < opts.min_words
+        if p >= (opts.short_spam_threshold if short else opts.spam_threshold):
             findings.append(Finding("CLASSIFIER_SPAM", detail))
             if p >= opts.high_threshold:
                 findings.append(Finding("CLASSIFIER_SPAM_HIGH", detail))

@@ -138,7 +138,7 @@ class SpfFilter(Filter):
         "SPF_FAIL": 3.0,
         "SPF_SOFTFAIL": 1.0,
         "SPF_NEUTRAL": 0.0,
-        "SPF_NONE": 0.5,
+        "SPF_NONE": 0.0,
         "SPF_TEMPERROR": 0.0,
         "SPF_PERMERROR": 1.0,
         "SPF_HELO_PASS": -0.2,
@@ -192,14 +192,14 @@ class SpfFilter(Filter):
         if sender or helo:
             main = check(sender)
             findings.append(Finding(f"SPF_{main.result.upper()}", main.explanation))
-            auth_results.append(_auth_result(main))
+            auth_results += _auth_results(main)
         else:
             findings.append(Finding("SPF_NONE", "null sender and no HELO"))
         if self.options.check_helo and sender:
             if helo_domain:
                 helo_check = check("")
                 findings.append(Finding(f"SPF_HELO_{helo_check.result.upper()}", helo_check.explanation))
-                auth_results.append(_auth_result(helo_check))
+                auth_results += _auth_results(helo_check)
             else:
                 findings.append(Finding("SPF_HELO_NONE", "HELO is not a domain name"))
 
@@ -259,14 +259,17 @@ def _domain_of(address: str) -> str:
     return address.rpartition("@")[2] if "@" in address else ""
 
 
-def _auth_result(check: SpfCheck) -> AuthResult:
-    """``spf=fail smtp.mailfrom=user@example.com`` or ``spf=pass smtp.helo=mx.example.com``."""
+def _auth_results(check: SpfCheck) -> tuple[AuthResult, ...]:
+    """``spf=fail smtp.mailfrom=user@example.com`` or ``spf=pass smtp.helo=mx.example.com``;
+    nothing when there is no domain to name."""
     if check.identity == "helo":
         prop = ("smtp.helo", check.domain)
     else:
         value = check.sender if _SIMPLE_ADDRESS.match(check.sender) else check.domain
         prop = ("smtp.mailfrom", value)
-    return AuthResult("spf", check.result, properties=(prop,))
+    if not prop[1]:
+        return ()
+    return (AuthResult("spf", check.result, properties=(prop,)),)
 
 
 def _relay_trusted_networks(services: Services) -> tuple[Network, ...]:

@@ -19,7 +19,7 @@ import Milter
 from milterfilters.chain import Chain, Session
 from milterfilters.context import Auth, Connection, HeaderField, Message, TlsInfo, strip_angle_brackets
 from milterfilters.stages import Stage
-from milterfilters.verdict import Action, Decision, HeaderAdd, HeaderDelete, HeaderPosition
+from milterfilters.verdict import Action, Decision, HeaderDelete, HeaderPosition
 
 log = logging.getLogger("milterfilters.milter")
 
@@ -189,10 +189,13 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
                 address = address or hostaddr
             if macros.get("{client_port}", "").isdigit():
                 port = int(macros["{client_port}"])
+            name = hostname or macros.get("{client_name}", "")
+            if not name or (name.startswith("[") and name.endswith("]")):
+                name = "unknown"  # the MTA found no name: say so as Postfix does, unknown[ip]
             connection = Connection(
                 client_address=address,
                 client_port=port,
-                client_name=hostname or macros.get("{client_name}", "unknown"),
+                client_name=name,
                 family=_family(family),
                 mta_hostname=macros.get("j", ""),
                 daemon_name=macros.get("{daemon_name}", ""),
@@ -292,14 +295,17 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
     def _apply(self, decision: Decision) -> int:
         if decision.refuses or decision.action is Action.DISCARD:
             return self._respond(decision)
-        for change in decision.headers:
-            if isinstance(change, HeaderDelete):
-                self.chgheader(change.name, change.occurrence, None)
-            elif isinstance(change, HeaderAdd):
-                if change.position is HeaderPosition.TOP:
-                    self.addheader(change.name, self._value(change.value), 0)
-                else:
-                    self.addheader(change.name, self._value(change.value))
+        # Deletions first, and the last occurrence of a name first: the MTA counts fields as the
+        # message is now (Postfix counts a field inserted a moment ago), while the occurrences
+        # are those of the message as received.
+        deletions = [c for c in decision.headers if isinstance(c, HeaderDelete)]
+        for change in sorted(deletions, key=lambda d: (d.name.lower(), -d.occurrence)):
+            self.chgheader(change.name, change.occurrence, None)
+        for added in decision.added_headers:
+            if added.position is HeaderPosition.TOP:
+                self.addheader(added.name, self._value(added.value), 0)
+            else:
+                self.addheader(added.name, self._value(added.value))
         if decision.subject_prefix:
             self._prefix_subject(decision.subject_prefix)
         if decision.action is Action.QUARANTINE:
