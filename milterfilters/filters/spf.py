@@ -81,7 +81,7 @@ class SpfOptions:
         "IPs or networks of forwarders whose mail skips SPF (forwarding breaks SPF)", default_factory=tuple
     )
     trusted_networks: tuple[str, ...] = doc(
-        "networks whose clients skip SPF (local submission), in addition to the enabled relay filter's trusted_networks",
+        "networks whose clients skip SPF (local submission), besides the enabled [relay] trusted_networks",
         ("127.0.0.0/8", "::1/128"),
     )
     skip_authenticated: bool = doc("SASL-authenticated clients skip SPF", True)
