@@ -13,12 +13,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from milterfilters.schema import ConfigError
 
+if TYPE_CHECKING:
+    from milterfilters.chain import Chain
+
 #: modules that add subcommands: each has ``register(subparsers)``; the parser it adds
 #: sets ``func`` to a callable taking the parsed args and returning an exit status.
-COMMAND_MODULES: tuple[str, ...] = ("milterfilters.dkim_keys",)
+COMMAND_MODULES: tuple[str, ...] = ("milterfilters.dkim_keys", "milterfilters.classifier.commands")
 
 
 class UsageError(Exception):
@@ -86,7 +90,23 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"subject prefix: {d.subject_prefix}")
     for e in d.errors:
         print(f"error: {e}")
+    if args.explain:
+        _print_explanations(chain, raw)
     return 0
+
+
+def _print_explanations(chain: Chain, raw: bytes) -> None:
+    """Print what filters offering ``explain(message)`` say drove their findings."""
+    from milterfilters.message import parse_message
+
+    message = parse_message(raw)
+    for link in chain.links:
+        explain = getattr(link.filter, "explain", None)
+        if explain is None:
+            continue
+        print(f"{link.name}: tokens that drove the score (+ towards spam, - towards ham)")
+        for item in explain(message):
+            print(f"  {item.contribution:+8.3f}  {item.token}")
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -128,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rcpt", metavar="ADDR", action="append", help="envelope recipient (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--verbose", "-v", action="store_true", help="log filter details to stderr")
+    p.add_argument("--explain", action="store_true", help="show which tokens drove the classifier's score")
     p.add_argument("message", nargs="?", default="-", metavar="MESSAGE", help="file, or - for stdin")
     p.set_defaults(func=cmd_check)
 

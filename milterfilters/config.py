@@ -168,6 +168,8 @@ def _build_filter(name: str, cls: type[Filter], data: Mapping[str, Any], source:
     own = {k: v for k, v in data.items() if k not in COMMON_KEYS}
     if "enabled" not in common:
         common["enabled"] = cls.enabled_by_default
+    if "on_error" not in common:
+        common["on_error"] = cls.default_on_error
     settings = build(FilterSettings, common, key=name, source=source)
     try:
         options: Any = build(cls.Options, own, key=name, source=source)

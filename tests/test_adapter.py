@@ -152,16 +152,8 @@ class _NegotiationCtx:
 
 
 def test_negotiation_asks_only_for_what_filters_need() -> None:
-    chain = build_chain(
-        config_from_dict(
-            {
-                "gtube": {"enabled": False},
-                "size": {"enabled": False},
-                "relay": {"enabled": False},
-                "authres_forgery": {"enabled": False},
-            }
-        )
-    )
+    disabled = ("gtube", "size", "relay", "authres_forgery", "classifier")
+    chain = build_chain(config_from_dict({name: {"enabled": False} for name in disabled}))
     m: ChainMilter = make_milter_class(ChainHolder(chain))()
     fake = _NegotiationCtx()
     m._ctx = fake

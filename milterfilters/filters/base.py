@@ -74,6 +74,8 @@ class Filter:
     needs_headers: ClassVar[bool] = False
     #: enabled when the configuration does not mention the filter
     enabled_by_default: ClassVar[bool] = True
+    #: ``on_error`` when the configuration does not set it (``ignore`` for fail-open filters)
+    default_on_error: ClassVar[OnError] = "tempfail"
 
     def __init__(self, options: Any, services: Services) -> None:
         self.options = options

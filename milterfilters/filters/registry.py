@@ -24,6 +24,7 @@ BUILTIN: dict[str, str] = {
     "dkim_sign": "milterfilters.filters.dkim_sign:DkimSignFilter",
     "gtube": "milterfilters.filters.gtube:GtubeFilter",
     "size": "milterfilters.filters.size:SizeFilter",
+    "classifier": "milterfilters.filters.classifier:ClassifierFilter",
 }
 
 #: Top-level config sections that are not filters.
