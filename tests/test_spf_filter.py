@@ -211,7 +211,7 @@ def test_relay_trusted_networks_skip_spf(zone_server: DnsTestServer) -> None:
     config = config_from_dict(
         {
             "dns": {"nameservers": [zone_server.address]},
-            "relay": {"enabled": False, "trusted_networks": ["198.51.100.0/24"]},
+            "relay": {"trusted_networks": ["198.51.100.0/24"]},
             "spf": {"enabled": True, "trusted_networks": []},
         }
     )

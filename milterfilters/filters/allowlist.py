@@ -19,7 +19,7 @@ from typing import ClassVar
 from milterfilters.context import Context
 from milterfilters.dmarc import authenticated_domains, authors, is_aligned
 from milterfilters.filters.base import Filter
-from milterfilters.outbound import parse_networks
+from milterfilters.networks import NetworkSet
 from milterfilters.schema import doc
 from milterfilters.services import Services
 from milterfilters.verdict import Finding, Verdict
@@ -38,7 +38,7 @@ class AllowlistOptions:
     networks: tuple[str, ...] = doc("client networks allow-listed, e.g. 192.0.2.0/24", default_factory=tuple)
 
     def validate(self) -> None:
-        parse_networks(self.networks)
+        NetworkSet(self.networks)
         if any(not _normalize(d) or "@" in d for d in self.domains):
             raise ValueError("domains must be domain names, like partner.example")
 
@@ -60,7 +60,7 @@ class AllowlistFilter(Filter):
     def __init__(self, options: AllowlistOptions, services: Services) -> None:
         super().__init__(options, services)
         self.domains = frozenset(_normalize(d) for d in options.domains)
-        self.networks = parse_networks(options.networks)
+        self.networks = NetworkSet(options.networks)
 
     def listed_domain(self, domain: str) -> str | None:
         """The list entry ``domain`` falls under (itself or a parent), if any."""
@@ -75,7 +75,7 @@ class AllowlistFilter(Filter):
         assert ctx.message is not None
         findings = []
         ip = ctx.connection.ip
-        if ip is not None and any(ip in net for net in self.networks):
+        if ip in self.networks:
             findings.append(Finding("ALLOWLIST_NETWORK", f"client {ip} is allow-listed"))
         found = authors(ctx.message)
         if self.domains and found.field_count == 1 and len(found.domains) == 1:

@@ -21,7 +21,8 @@ from milterfilters.dkim_keys import KeyFileError, PrivateKey, load_signing_key
 from milterfilters.dkim_verify import DKIMPY_LOG
 from milterfilters.dmarc import authors
 from milterfilters.filters.base import Filter
-from milterfilters.outbound import is_outbound, parse_networks, trusted_networks
+from milterfilters.networks import NetworkSet, trusted_networks
+from milterfilters.outbound import is_outbound
 from milterfilters.schema import ConfigError, doc
 from milterfilters.services import Services
 from milterfilters.verdict import Finding, HeaderAdd, HeaderPosition, Verdict
@@ -70,7 +71,7 @@ class DkimSignOptions:
         forbidden = sorted(names & {h.decode() for h in dkim.DKIM.SHOULD_NOT})
         if forbidden:
             raise ValueError(f"headers must not include {', '.join(forbidden)} (RFC 6376 5.4)")
-        parse_networks(self.trusted_networks)
+        NetworkSet(self.trusted_networks)
 
 
 @dataclass(frozen=True)

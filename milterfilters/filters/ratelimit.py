@@ -22,7 +22,7 @@ from typing import ClassVar, Literal
 
 from milterfilters.context import Context
 from milterfilters.filters.base import Filter
-from milterfilters.filters.relay import NetworkSet, parse_network
+from milterfilters.networks import NetworkSet, parse_network
 from milterfilters.ratelimit import BackendUnavailable, MemoryBackend, RateLimitBackend, RedisBackend
 from milterfilters.schema import doc
 from milterfilters.services import Services

@@ -40,42 +40,12 @@ from milterfilters.addresses import (
 )
 from milterfilters.context import Context
 from milterfilters.filters.base import Filter
+from milterfilters.networks import NetworkSet, parse_network
 from milterfilters.schema import doc
 from milterfilters.services import Services
 from milterfilters.verdict import Finding, SmtpReply, Verdict
 
 log = logging.getLogger("milterfilters.relay")
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
-
-
-def parse_network(text: str) -> IPNetwork:
-    """A CIDR network (or a single address); IPv4-mapped IPv6 networks become IPv4.
-
-    Client addresses are unmapped before matching (``::ffff:192.0.2.1`` is 192.0.2.1),
-    so a rule written in mapped form must be unmapped too or it would never match.
-    """
-    network = ipaddress.ip_network(text.strip(), strict=False)
-    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_IPV4_MAPPED):
-        mapped = network.network_address.ipv4_mapped
-        assert mapped is not None
-        return ipaddress.IPv4Network((mapped, max(network.prefixlen - 96, 0)))
-    return network
-
-
-class NetworkSet:
-    """A set of IPv4 and IPv6 networks to test client addresses against."""
-
-    def __init__(self, entries: Iterable[str]) -> None:
-        self.networks = tuple(parse_network(e) for e in entries)
-
-    def __contains__(self, ip: object) -> bool:
-        if not isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
-            return False
-        return any(ip.version == n.version and ip in n for n in self.networks)
 
 
 class DomainSet:

@@ -13,11 +13,12 @@ import ipaddress
 import re
 import socket
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from milterfilters.context import Context
 from milterfilters.dns.pyspf_adapter import SpfCheck, SpfResultName, check_host
 from milterfilters.filters.base import Filter
+from milterfilters.networks import NetworkSet, relay_trusted_networks
 from milterfilters.schema import doc
 from milterfilters.services import Services
 from milterfilters.verdict import (
@@ -32,7 +33,6 @@ from milterfilters.verdict import (
 
 RejectOrScore = Literal["score", "reject"]
 TempfailOrScore = Literal["score", "tempfail"]
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 RESULTS: tuple[SpfResultName, ...] = ("pass", "fail", "softfail", "neutral", "none", "temperror", "permerror")
 
@@ -50,10 +50,6 @@ def _is_domain(name: str) -> bool:
         and all(_LABEL.match(label) for label in labels)
         and not labels[-1].isdigit()
     )
-
-
-def _networks(specs: tuple[str, ...] | list[str]) -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(str(s).strip(), strict=False) for s in specs)
 
 
 @dataclass(frozen=True)
@@ -85,7 +81,7 @@ class SpfOptions:
         "IPs or networks of forwarders whose mail skips SPF (forwarding breaks SPF)", default_factory=tuple
     )
     trusted_networks: tuple[str, ...] = doc(
-        "networks whose clients skip SPF (local submission), in addition to [relay] trusted_networks",
+        "networks whose clients skip SPF (local submission), besides the enabled [relay] trusted_networks",
         ("127.0.0.0/8", "::1/128"),
     )
     skip_authenticated: bool = doc("SASL-authenticated clients skip SPF", True)
@@ -97,8 +93,8 @@ class SpfOptions:
 
     def validate(self) -> None:
         try:
-            _networks(self.trusted_forwarders)
-            _networks(self.trusted_networks)
+            NetworkSet(self.trusted_forwarders)
+            NetworkSet(self.trusted_networks)
         except ValueError as e:
             raise ValueError(f"bad network: {e}") from None
         for domain in self.domains:
@@ -153,8 +149,8 @@ class SpfFilter(Filter):
 
     def __init__(self, options: SpfOptions, services: Services) -> None:
         super().__init__(options, services)
-        self._trusted = _networks(options.trusted_networks) + _relay_trusted_networks(services)
-        self._forwarders = _networks(options.trusted_forwarders)
+        self._trusted = NetworkSet(options.trusted_networks) + relay_trusted_networks(services)
+        self._forwarders = NetworkSet(options.trusted_forwarders)
         self._receiver = services.config.milter.authserv_id or socket.gethostname()
         # longest suffix first, so the most specific domain's override wins
         self._domains = sorted(
@@ -234,7 +230,7 @@ class SpfFilter(Filter):
     def _skipped(self, ctx: Context, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         if self.options.skip_authenticated and ctx.is_authenticated:
             return True
-        return any(ip in net for net in self._trusted) or any(ip in net for net in self._forwarders)
+        return ip in self._trusted or ip in self._forwarders
 
     def action_for(self, result: str, domain: str) -> str:
         """``score``, ``reject`` or ``tempfail`` for a MAIL FROM ``result`` of ``domain``."""
@@ -270,19 +266,3 @@ def _auth_results(check: SpfCheck) -> tuple[AuthResult, ...]:
     if not prop[1]:
         return ()
     return (AuthResult("spf", check.result, properties=(prop,)),)
-
-
-def _relay_trusted_networks(services: Services) -> tuple[Network, ...]:
-    """``[relay] trusted_networks``, when the relay filter is configured with them."""
-    try:
-        relay_options: Any = services.config.filter("relay").options
-    except KeyError:
-        return ()
-    specs = getattr(relay_options, "trusted_networks", ())
-    out: list[Network] = []
-    for spec in specs:
-        try:
-            out.append(ipaddress.ip_network(str(spec), strict=False))
-        except ValueError:
-            continue  # the relay filter validates its own options
-    return tuple(out)
