@@ -52,7 +52,7 @@ use_pyzor 0
 dns_available no
 """
 RSPAMD_LOCAL = {
-    "options.inc": 'dns {{ nameserver = ["127.0.0.1:{dns}"]; timeout = 0.5s; retransmits = 1; }}\n'
+    "options.inc": 'dns {{ nameserver = ["{dns}"]; timeout = 0.5s; retransmits = 1; }}\n'
     'local_addrs = "127.0.0.0/8";\nhs_cache_dir = "{work}/rspamd/db";\n',
     "logging.inc": 'type = "file"; filename = "{work}/rspamd/log/rspamd.log"; level = "notice";\n',
     "worker-normal.inc": 'bind_socket = "127.0.0.1:{normal}"; count = 1;\n',
@@ -82,6 +82,18 @@ def wait_port(port: int, timeout: float = 120.0) -> None:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+def wait_unix_socket(path: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(str(path))
+                return
+            except OSError:
+                time.sleep(0.2)
+    raise RuntimeError(f"nothing listens on {path} after {timeout:.0f}s")
 
 
 def free_port(port: int) -> None:
@@ -142,13 +154,32 @@ class Peers:
         for f in (self.work / "sa" / "bayes").iterdir():
             os.chmod(f, 0o666)
 
-    def start_rspamd(self) -> None:
+    @property
+    def rspamd_milter_socket(self) -> Path:
+        """Where rspamd's proxy worker listens as a milter (``start_rspamd(milter=True)``)."""
+        return self.work / "rspamd" / "run" / "milter.sock"
+
+    @property
+    def rspamd_pid(self) -> int:
+        """The rspamd main process (its workers are its children)."""
+        return int((self.work / "rspamd" / "run" / "rspamd.pid").read_text().split()[0])
+
+    def start_rspamd(self, *, nameserver: str | None = None, milter: bool = False) -> None:
+        """Redis and rspamd on loopback. rspamd's DNS goes to ``nameserver`` (``host:port``),
+        else to a dnsmasq of ours that refuses every query; ``milter`` makes the proxy worker
+        a milter on the unix socket :attr:`rspamd_milter_socket`."""
         base = self.work / "rspamd"
         local = base / "local" / "local.d"
         local.mkdir(parents=True, exist_ok=True)
-        values = {"work": self.work, "redis": REDIS_PORT, "dns": DNS_PORT, **RSPAMD_PORTS}
+        dns = nameserver or f"127.0.0.1:{DNS_PORT}"
+        values = {"work": self.work, "redis": REDIS_PORT, "dns": dns, **RSPAMD_PORTS}
         for name, text in RSPAMD_LOCAL.items():
             (local / name).write_text(text.format(**values))
+        if milter:
+            (local / "worker-proxy.inc").write_text(
+                f'bind_socket = "{self.rspamd_milter_socket} mode=0666"; count = 1; milter = yes;\n'
+                'upstream "local" { default = yes; self_scan = yes; }\n'
+            )
         for module in RSPAMD_DISABLED:
             (local / f"{module}.conf").write_text("enabled = false;\n")
         for sub in ("db", "run", "log"):
@@ -158,12 +189,13 @@ class Peers:
         redis_dir.mkdir(exist_ok=True)
         for port in (REDIS_PORT, *RSPAMD_PORTS.values()):
             free_port(port)
-        dns_pid = self.work / "dnsmasq.pid"
-        self.run(
-            "dnsmasq", "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=127.0.0.1",
-            f"--port={DNS_PORT}", f"--pid-file={dns_pid}", "--user=root",
-        )  # fmt: skip
-        self.pidfiles.append(dns_pid)
+        if nameserver is None:
+            dns_pid = self.work / "dnsmasq.pid"
+            self.run(
+                "dnsmasq", "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=127.0.0.1",
+                f"--port={DNS_PORT}", f"--pid-file={dns_pid}", "--user=root",
+            )  # fmt: skip
+            self.pidfiles.append(dns_pid)
         self.run(
             "redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--daemonize", "yes",
             "--save", "", "--appendonly", "no", "--dir", str(redis_dir),
@@ -189,6 +221,8 @@ class Peers:
         self.pidfiles.append(pidfile)
         wait_port(RSPAMD_PORTS["normal"], timeout=180)
         wait_port(RSPAMD_PORTS["controller"], timeout=60)
+        if milter:
+            wait_unix_socket(self.rspamd_milter_socket, timeout=60)
 
     def train_rspamd(self, mails: list[Mail]) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", RSPAMD_PORTS["controller"], timeout=60)
