@@ -150,3 +150,17 @@ def test_years_fold_into_one_token() -> None:
     words = features_of(b"Subject: Offer 2002\n\nIn 1999 and 2024, not 2100 or 12345.\n").words
     assert words.count("#year") == 2 and "s:#year" in words
     assert {"2100", "12345"} <= set(words) and "2024" not in words
+
+
+@pytest.mark.parametrize(
+    ("body", "caps", "nonascii"),
+    [
+        ("HELLO WORLD, BUY NOW", 3, 0),  # every letter upper case, plain ASCII
+        ("Grüße aus Köln, très bien", 1, 2),  # 2 of 19 letters upper; 4 of 25 characters non-ASCII
+        ("αβγδ εζηθ \u0394\u03a3", 2, 3),  # Greek letters are letters, and all but the spaces non-ASCII
+    ],
+)
+def test_case_and_non_ascii_share_of_the_text(body: str, caps: int, nonascii: int) -> None:
+    raw = b"Content-Type: text/plain; charset=utf-8\n\n" + body.encode()
+    traits = features_of(raw).traits
+    assert f"@caps:{caps}" in traits and f"@nonascii:{nonascii}" in traits

@@ -267,10 +267,12 @@ def _text_traits(text: str, traits: list[str]) -> None:
     traits.append(f"@text_len:{bucket(length, (0, 200, 1000, 4000, 15000))}")
     if not length:
         return
-    letters = sum(c.isalpha() for c in text)
-    upper = sum(c.isupper() for c in text)
+    # per-character counts in C (map over str methods, encode), not in Python generators:
+    # the same counts, a sixth less time in extract_features on the corpus
+    letters = sum(map(str.isalpha, text))
+    upper = sum(map(str.isupper, text))
     traits.append(f"@caps:{bucket(upper / max(letters, 1), (0.05, 0.15, 0.3))}")
-    nonascii = sum(ord(c) > 127 for c in text)
+    nonascii = 0 if text.isascii() else len(text) - len(text.encode("ascii", "ignore"))
     traits.append(f"@nonascii:{bucket(nonascii / length, (0, 0.02, 0.2))}")
     traits.append(f"@bangs:{bucket(text.count('!'), (0, 2, 8))}")
     if _OBFUSCATED.search(text):
