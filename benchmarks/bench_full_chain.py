@@ -227,9 +227,24 @@ def descendants(pid: int) -> list[int]:
 def cpu_seconds(pids: Sequence[int]) -> float:
     total = 0
     for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # a process that has just ended
+            continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / CLOCK_TICKS
+
+
+def wait_idle(pids_of: Callable[[], list[int]], timeout: float = 120.0) -> None:
+    """Wait until the processes use under 2 % of a core over half a second."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = pids_of()
+        before = cpu_seconds(pids)
+        time.sleep(0.5)
+        if cpu_seconds(pids) - before < 0.01:
+            return
+    print(f"  still busy after {timeout:.0f} s: measuring anyway", file=sys.stderr)
 
 
 def pss_mb(pids: Sequence[int]) -> float:
@@ -263,6 +278,8 @@ def measure(
     milter_pids: Callable[[], list[int]] | None,
 ) -> Result:
     run_pass(port, mails[:20], 1)  # warm up: model load, caches, first connections
+    if milter_pids:
+        wait_idle(milter_pids)  # e.g. rspamd compiling hyperscan in the background after a start
     pids = milter_pids() if milter_pids else []
     cpu_before = cpu_seconds(pids) if pids else 0.0
     serial = run_pass(port, mails, 1)
