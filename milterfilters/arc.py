@@ -19,6 +19,8 @@ from milterfilters.dkim_verify import DKIMPY_LOG, KeyRecorder, TxtLookup
 from milterfilters.dns import DnsTemporaryError
 
 _INSTANCE = re.compile(r"^\s*i\s*=\s*(\d+)\s*;(.*)$", re.DOTALL)
+#: a line that may start an ARC field (also matches in a body: only a pre-check)
+_ARC_LINE = re.compile(rb"(?im)^arc-[a-z-]*:")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class ArcOutcome:
 
 def verify_arc(message: bytes, lookup_txt: TxtLookup, *, min_rsa_bits: int = 1024) -> ArcOutcome:
     """Validate the ARC chain of ``message`` (RFC 8617 5.2)."""
+    if not _ARC_LINE.search(message):
+        return ArcOutcome("none", "")  # no ARC field at all: spare dkimpy's parse of the message
     try:
         cv, sets, reason = dkim.arc_verify(
             message, logger=DKIMPY_LOG, dnsfunc=KeyRecorder(lookup_txt), minkey=min_rsa_bits

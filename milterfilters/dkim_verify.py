@@ -47,6 +47,9 @@ ACCEPTED_ALGORITHMS = frozenset({"rsa-sha256", "ed25519-sha256"})
 
 #: dkimpy logs every failed signature at error level; its messages end up in our results instead
 DKIMPY_LOG = logging.getLogger("milterfilters.dkim.dkimpy")
+
+#: a line that may start a DKIM-Signature field (also matches in a body: only a pre-check)
+_SIGNATURE_LINE = re.compile(rb"(?im)^dkim-signature:")
 DKIMPY_LOG.addHandler(logging.NullHandler())
 DKIMPY_LOG.propagate = False
 
@@ -234,6 +237,8 @@ def verify_message(
     max_signatures: int = 10,
 ) -> list[SignatureResult]:
     """Verify every DKIM-Signature of ``message`` (at most ``max_signatures``), top first."""
+    if not _SIGNATURE_LINE.search(message):
+        return []  # unsigned, the common case: spare dkimpy's parse of the whole message
     verifier = dkim.DKIM(message, logger=DKIMPY_LOG, minkey=min_rsa_bits)
     signatures = [value for name, value in verifier.headers if name.lower() == b"dkim-signature"]
     results = []

@@ -103,3 +103,10 @@ def test_unsealed_message_is_arc_none(dns: DnsTestServer) -> None:
     out = judge(dns, ORIGINAL, trusted=[])
     assert "arc=none" in authentication_results(out.decision.headers)
     assert not any(s.startswith("ARC_") for s in symbols(out))
+
+
+def test_a_seal_quoted_in_the_body_is_no_arc_set(dns: DnsTestServer) -> None:
+    quoted = ORIGINAL + b"ARC-Seal: i=1; a=rsa-sha256; cv=none; d=list.example; s=s; b=\r\n"
+    out = judge(dns, quoted, trusted=[])
+    assert "arc=none" in authentication_results(out.decision.headers)
+    assert not any(s.startswith("ARC_") for s in symbols(out))

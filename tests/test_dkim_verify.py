@@ -212,3 +212,15 @@ def test_many_results_fold_into_one_valid_header_field(dns: DnsTestServer, ed: P
     assert all(line.startswith("\t") for line in lines[1:])
     parsed = authres.AuthenticationResultsHeader.parse_value(" ".join(line.strip() for line in lines))
     assert str(parsed.authserv_id) == "mx.test.example" and len(parsed.results) == 10
+
+
+def test_a_signature_field_is_found_in_any_case_and_one_quoted_in_the_body_is_none(
+    dns: DnsTestServer, rsa2048: PrivateKey
+) -> None:
+    signed = sign(MESSAGE, "rsa", rsa2048)
+    assert signed.startswith(b"DKIM-Signature:")
+    findings, _ = judge(dns, b"dkim-signature:" + signed[len(b"DKIM-Signature:") :])
+    assert [f.symbol for f in findings] == ["DKIM_PASS"]
+    quoted = MESSAGE + b"DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=rsa; bh=; b=\r\n"
+    findings, header = judge(dns, quoted)
+    assert [f.symbol for f in findings] == ["DKIM_NONE"] and "dkim=none" in header
