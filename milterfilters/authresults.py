@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import authres
@@ -10,6 +11,14 @@ from milterfilters.verdict import AuthResult
 
 #: RFC 5322 2.1.1: lines SHOULD stay within 78 characters (and MUST within 998)
 LINE_LENGTH = 78
+
+_LINE_BREAK = re.compile(r"\s*[\r\n]+\s*")
+
+
+def _one_line(text: str) -> str:
+    """``text`` unfolded: values taken from the message (a DKIM ``s=`` with folding
+    whitespace, say) must not carry line breaks into the header we add."""
+    return _LINE_BREAK.sub(" ", text)
 
 
 def render_authentication_results(authserv_id: str, results: Sequence[AuthResult]) -> str:
@@ -20,13 +29,15 @@ def render_authentication_results(authserv_id: str, results: Sequence[AuthResult
     """
     items = []
     for r in results:
-        props = [authres.AuthenticationResultProperty(*p[0].split(".", 1), p[1]) for p in r.properties]
+        props = [
+            authres.AuthenticationResultProperty(*p[0].split(".", 1), _one_line(p[1])) for p in r.properties
+        ]
         items.append(
             authres.AuthenticationResult(
                 method=r.method,
                 result=r.result,
-                result_comment=r.comment or None,
-                reason=r.reason or None,
+                result_comment=_one_line(r.comment) or None,
+                reason=_one_line(r.reason) or None,
                 properties=props,
             )
         )
