@@ -355,3 +355,18 @@ def test_adding_a_positive_finding_never_lowers_the_action(
     before = evaluate(chain_of(scripted("f", {Stage.EOM: make(base)}), **policy), MSG).action
     after = evaluate(chain_of(scripted("f", {Stage.EOM: make([*base, extra])}), **policy), MSG).action
     assert after >= before
+
+
+def test_a_second_helo_replaces_what_the_first_found() -> None:
+    # EHLO is sent again after STARTTLS: its findings must not count twice
+    f = scripted("h", {Stage.HELO: found("ODD_HELO"), Stage.EOM: lambda ctx: None})
+    chain = chain_of(f, weights={"ODD_HELO": 4.0})
+    session = chain.session(Connection(client_address="198.51.100.1"))
+    session.connect()
+    session.helo("x")
+    session.helo("x")
+    session.mail("a@example.org")
+    session.rcpt("b@example.net")
+    decision = session.eom(parse_message(MSG))
+    assert [s.finding.symbol for s in decision.findings] == ["ODD_HELO"]
+    assert decision.action is Action.ACCEPT
