@@ -149,7 +149,7 @@ class HeaderAdd:
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[!-9;-~]+", self.name):
             raise ValueError(f"invalid header field name {self.name!r}")
-        if "\r" in self.value or ("\n" in self.value and not re.search(r"\n[ \t]", self.value)):
+        if "\r" in self.value or re.search(r"\n(?![ \t])", self.value):
             raise ValueError(f"header {self.name} value has a bare line break")
 
 
