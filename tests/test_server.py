@@ -189,3 +189,24 @@ def test_tcp_nodelay_is_set_on_the_listener_and_inherited() -> None:
         client.close()
     finally:
         listener.close()
+
+
+def test_a_socket_in_use_is_refused_with_its_reason(rundir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run(
+            [sys.executable, "-m", "milterfilters.cli", "run", "--socket", f"inet:{port}@127.0.0.1"],
+            capture_output=True,
+            timeout=30,
+        )
+    assert r.returncode == 2
+    assert b"Address already in use" in r.stderr and b"Traceback" not in r.stderr
+    missing = rundir / "no" / "such" / "m.sock"
+    r = subprocess.run(
+        [sys.executable, "-m", "milterfilters.cli", "run", "--socket", f"unix:{missing}"],
+        capture_output=True,
+        timeout=30,
+    )
+    assert r.returncode == 2 and f"directory {missing.parent} does not exist".encode() in r.stderr
