@@ -103,6 +103,10 @@ class Chain:
 
     @property
     def needs_headers(self) -> bool:
+        """Whether the milter must receive the header: a filter reads it, or tagging
+        prefixes the Subject (which must be found to be changed, not added twice)."""
+        if self.policy.subject_prefix and self.policy.tag is not None:
+            return True
         return any(link.filter.needs_headers or link.filter.needs_body for link in self.links_for(Stage.EOM))
 
     def session(self, connection: Connection | None = None) -> Session:
