@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import authres
 
-from milterfilters.verdict import AuthResult
+from milterfilters.verdict import AuthResult, unfold
 
 #: RFC 5322 2.1.1: lines SHOULD stay within 78 characters (and MUST within 998)
 LINE_LENGTH = 78
-
-_LINE_BREAK = re.compile(r"\s*[\r\n]+\s*")
-
-
-def _one_line(text: str) -> str:
-    """``text`` unfolded: values taken from the message (a DKIM ``s=`` with folding
-    whitespace, say) must not carry line breaks into the header we add."""
-    return _LINE_BREAK.sub(" ", text)
 
 
 def render_authentication_results(authserv_id: str, results: Sequence[AuthResult]) -> str:
@@ -30,14 +21,14 @@ def render_authentication_results(authserv_id: str, results: Sequence[AuthResult
     items = []
     for r in results:
         props = [
-            authres.AuthenticationResultProperty(*p[0].split(".", 1), _one_line(p[1])) for p in r.properties
+            authres.AuthenticationResultProperty(*p[0].split(".", 1), unfold(p[1])) for p in r.properties
         ]
         items.append(
             authres.AuthenticationResult(
                 method=r.method,
                 result=r.result,
-                result_comment=_one_line(r.comment) or None,
-                reason=_one_line(r.reason) or None,
+                result_comment=unfold(r.comment) or None,
+                reason=unfold(r.reason) or None,
                 properties=props,
             )
         )

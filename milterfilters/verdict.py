@@ -138,6 +138,18 @@ class HeaderPosition(enum.Enum):
     TOP = "top"
 
 
+_LINE_BREAK = re.compile(r"\s*[\r\n]+\s*")
+
+
+def unfold(text: str) -> str:
+    """``text`` on one line: each line break, with the white space around it, becomes a space.
+
+    For header values built from what a client or sender controls (a HELO name, a DKIM tag
+    with folding white space), which must not carry line breaks into a field we add.
+    """
+    return _LINE_BREAK.sub(" ", text)
+
+
 @dataclass(frozen=True)
 class HeaderAdd:
     """Add a header field to the message."""
