@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from email.utils import getaddresses
 
 from milterfilters.chain import Chain, ChainLink
-from milterfilters.config import Config, load_config
+from milterfilters.config import Config, FilterSpec, load_config
 from milterfilters.context import Auth, Connection, Message, strip_angle_brackets
+from milterfilters.filters.base import Filter
 from milterfilters.message import parse_message
 from milterfilters.policy import Policy
+from milterfilters.schema import ConfigError
 from milterfilters.services import Services
 from milterfilters.stages import Stage
 from milterfilters.verdict import Action, Decision, SmtpReply
@@ -38,7 +40,9 @@ def build_chain(
     if not isinstance(config, Config):
         config = load_config(config)
     services = services or default_services(config)
-    links = [ChainLink(spec.cls(spec.options, services), spec.settings) for spec in config.enabled_filters]
+    links = [
+        ChainLink(_make_filter(spec, services, config), spec.settings) for spec in config.enabled_filters
+    ]
     actions = config.actions
     policy = Policy(
         weights=config.weights(),
@@ -56,6 +60,19 @@ def build_chain(
         max_body_bytes=config.milter.max_body_bytes,
         metrics=services.metrics,
     )
+
+
+def _make_filter(spec: FilterSpec, services: Services, config: Config) -> Filter:
+    """Build one filter; a failure (missing model, unreadable key file) is a configuration
+    error naming the configuration file and the filter's section."""
+    try:
+        return spec.cls(spec.options, services)
+    except ConfigError as e:
+        key = e.key if e.key.startswith(spec.name) else spec.name
+        detail = f"{e.source}: {e.message}" if e.source and e.source != config.source else e.message
+        raise ConfigError(detail, source=config.source, key=key) from e
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot start this filter: {e}", source=config.source, key=spec.name) from e
 
 
 @dataclass(frozen=True)

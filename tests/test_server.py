@@ -210,3 +210,47 @@ def test_a_socket_in_use_is_refused_with_its_reason(rundir: Path) -> None:
         timeout=30,
     )
     assert r.returncode == 2 and f"directory {missing.parent} does not exist".encode() in r.stderr
+
+
+def test_sighup_with_a_damaged_model_keeps_the_loaded_one(rundir: Path) -> None:
+    import shutil
+
+    from milterfilters.classifier.paths import DEFAULT_MODEL_DIR
+
+    model = rundir / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, model)
+    m = Milter(rundir, f'[milter]\nsocket_mode = "0666"\n[classifier]\nmodel = "{model}"\n').start()
+    try:
+        m.wait_log("listening on")
+        assert m.proc is not None
+        weights = model / "weights.npz"
+        weights.write_bytes(weights.read_bytes()[:-100])  # a truncated copy, as a failed rsync leaves
+        m.proc.send_signal(signal.SIGHUP)
+        m.wait_log("reload failed, keeping the running configuration")
+        assert m.proc.poll() is None
+        assert final_action(one_message(str(m.sock), GTUBE)) == "reject"
+    finally:
+        m.stop()
+
+
+def test_missing_model_stops_start_up_with_one_clear_line(rundir: Path) -> None:
+    config = rundir / "c.toml"
+    config.write_text(f'[classifier]\nmodel = "{rundir / "no-such-model"}"\n')
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "milterfilters.cli",
+            "run",
+            "--config",
+            str(config),
+            "--socket",
+            f"unix:{rundir / 's.sock'}",
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    lines = [line for line in r.stderr.decode().splitlines() if line.strip()]
+    assert any("no-such-model" in line and "classifier" in line for line in lines), r.stderr
+    assert b"Traceback" not in r.stderr

@@ -233,14 +233,17 @@ _cache_lock = threading.Lock()
 def load_model_cached(directory: str | os.PathLike[str]) -> Model:
     """:func:`load_model`, shared by the chains built from one unchanged directory.
 
-    Chains are rebuilt on every reload (SIGHUP) and in tests; a model whose checksums file
-    is unchanged is not read again. One model is kept per directory.
+    Chains are rebuilt on every reload (SIGHUP) and in tests; a model whose files still match
+    an unchanged checksums file is not parsed again (the files are always verified, so a
+    damaged copy is refused even when its checksums file is intact). One model is kept per
+    directory.
     """
     path = Path(directory).resolve()
     try:
         sums = (path / CHECKSUM_FILE).read_text()
     except OSError:
         return load_model(path)  # raises the precise error
+    _check_sums(path)
     with _cache_lock:
         cached = _cache.get(str(path))
     if cached is not None and cached[0] == sums:
