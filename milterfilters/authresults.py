@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import authres
 
-from milterfilters.verdict import AuthResult
+from milterfilters.verdict import AuthResult, unfold
 
 #: RFC 5322 2.1.1: lines SHOULD stay within 78 characters (and MUST within 998)
 LINE_LENGTH = 78
@@ -20,13 +20,15 @@ def render_authentication_results(authserv_id: str, results: Sequence[AuthResult
     """
     items = []
     for r in results:
-        props = [authres.AuthenticationResultProperty(*p[0].split(".", 1), p[1]) for p in r.properties]
+        props = [
+            authres.AuthenticationResultProperty(*p[0].split(".", 1), unfold(p[1])) for p in r.properties
+        ]
         items.append(
             authres.AuthenticationResult(
                 method=r.method,
                 result=r.result,
-                result_comment=r.comment or None,
-                reason=r.reason or None,
+                result_comment=unfold(r.comment) or None,
+                reason=unfold(r.reason) or None,
                 properties=props,
             )
         )

@@ -103,6 +103,10 @@ class Chain:
 
     @property
     def needs_headers(self) -> bool:
+        """Whether the milter must receive the header: a filter reads it, or tagging
+        prefixes the Subject (which must be found to be changed, not added twice)."""
+        if self.policy.subject_prefix and self.policy.tag is not None:
+            return True
         return any(link.filter.needs_headers or link.filter.needs_body for link in self.links_for(Stage.EOM))
 
     def session(self, connection: Connection | None = None) -> Session:
@@ -155,7 +159,9 @@ class Session:
         self.connection = connection
         self.macros: dict[str, str] = {}
         self.helo_name: str | None = None
-        self._connection_state = _Collected()  # connect + helo: apply to every message
+        # what CONNECT and the latest HELO found: apply to every message of the connection
+        self._connect_state = _Collected()
+        self._helo_state = _Collected()
         self._reset_transaction()
 
     # -- transaction bookkeeping ---------------------------------------------------------
@@ -191,10 +197,11 @@ class Session:
         return replace(ctx, **extra) if extra else ctx  # type: ignore[arg-type]
 
     def _collected_so_far(self) -> _Collected:
-        both = _Collected()
-        both.absorb(self._connection_state)
-        both.absorb(self._tx)
-        return both
+        so_far = _Collected()
+        so_far.absorb(self._connect_state)
+        so_far.absorb(self._helo_state)
+        so_far.absorb(self._tx)
+        return so_far
 
     # -- running filters -----------------------------------------------------------------
 
@@ -309,14 +316,15 @@ class Session:
     def connect(self) -> Decision:
         """The client connected (``self.connection``)."""
         collected = self._run_stage(Stage.CONNECT, self._context(Stage.CONNECT))
-        self._connection_state.absorb(collected)
+        self._connect_state = collected
         return self._refusal_logged(Stage.CONNECT, self._stage_decision(collected))
 
     def helo(self, name: str) -> Decision:
-        """HELO/EHLO ``name``."""
+        """HELO/EHLO ``name``; a new one (EHLO again after STARTTLS) replaces what the last found."""
         self.helo_name = name
+        self._helo_state = _Collected()
         collected = self._run_stage(Stage.HELO, self._context(Stage.HELO))
-        self._connection_state.absorb(collected)
+        self._helo_state = collected
         return self._refusal_logged(Stage.HELO, self._stage_decision(collected))
 
     def mail(

@@ -31,7 +31,7 @@ def decision_record(
 ) -> dict[str, object]:
     conn = session.connection
     return {
-        "queue_id": session.queue_id or session.macros.get("i", "") or "-",
+        "queue_id": session.queue_id or "-",  # not macro i: it may be the last message's
         "stage": stage.value,
         "client": f"{conn.client_name}[{conn.client_address or 'unknown'}]",
         "helo": session.helo_name or "",

@@ -9,6 +9,7 @@ no key, key too small, rsa-sha1, From not signed, ...). dkimpy folds most of the
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from dataclasses import dataclass, replace
 
 import dkim
 from dkim.canonicalization import CanonicalizationPolicy, InvalidCanonicalizationPolicyError
+from dkim.crypto import parse_public_key
 from dkim.util import InvalidTagValueList, parse_tag_value
 
 from milterfilters.dns import DnsTemporaryError
@@ -73,15 +75,41 @@ class SignatureResult:
         return f"d={self.domain or '?'} s={self.selector or '?'} a={self.algorithm or '?'}"
 
 
+#: OpenSSL's limits for RSA public-key operations. dkimpy's RSA is pure Python and holds the
+#: GIL: a sender's key with a 16384-bit exponent would stop every milter thread for seconds.
+MAX_RSA_EXPONENT_BITS = 64
+MAX_RSA_MODULUS_BITS = 16384
+
+
+def costly_key_problem(record: bytes) -> str:
+    """Why verifying with the RSA key in ``record`` would cost unbounded time, or ""."""
+    try:
+        tags = parse_tag_value(record)
+        if _text(tags.get(b"k", b"rsa")).strip().lower() != "rsa":
+            return ""
+        key = parse_public_key(base64.b64decode(tags.get(b"p", b"")))
+        exponent_bits = int(key["publicExponent"]).bit_length()
+        modulus_bits = int(key["modulus"]).bit_length()
+    except Exception:  # not a key dkimpy can use either: it reports why
+        return ""
+    if exponent_bits > MAX_RSA_EXPONENT_BITS:
+        return f"RSA key exponent of {exponent_bits} bits is too large"
+    if modulus_bits > MAX_RSA_MODULUS_BITS:
+        return f"RSA key of {modulus_bits} bits is too large"
+    return ""
+
+
 class KeyRecorder:
     """dkimpy's ``dnsfunc`` on top of a :data:`TxtLookup`, remembering each answer.
 
     Only the first TXT record of a name is used (RFC 6376 3.6.2.2 leaves several undefined).
+    A key too costly to verify with is not handed to dkimpy; :attr:`refused` says why.
     """
 
     def __init__(self, lookup_txt: TxtLookup) -> None:
         self._lookup_txt = lookup_txt
         self.answers: dict[str, bytes | None] = {}
+        self.refused: dict[str, str] = {}
 
     def __call__(self, name: bytes | str, timeout: float = 5) -> bytes | None:
         qname = name.decode("ascii") if isinstance(name, bytes) else name
@@ -89,6 +117,10 @@ class KeyRecorder:
         records = self._lookup_txt(qname)
         answer = records[0] if records else None
         self.answers[qname] = answer
+        problem = costly_key_problem(answer) if answer is not None else ""
+        if problem:
+            self.refused[qname] = problem
+            return None
         return answer
 
     def key_record(self, selector: str, domain: str) -> tuple[bool, bytes | None]:
@@ -212,6 +244,9 @@ def verify_signature(
         error = outcome("permerror", f"malformed signature: {type(e).__name__}")
 
     asked, record = recorder.key_record(result.selector, result.domain)
+    refused = recorder.refused.get(f"{result.selector}._domainkey.{result.domain}".lower())
+    if refused:
+        return outcome("permerror", f"unusable key record: {refused}")
     if record is not None:
         key_type = _key_type(record)
         if key_type and key_type != result.algorithm.split("-", 1)[0]:

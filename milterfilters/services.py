@@ -6,6 +6,7 @@ servers (a DNS server on loopback) or fakes, and nothing reaches a module global
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,11 +28,15 @@ class Services:
     #: the DNS resolver shared by SPF, DKIM and DMARC (``milterfilters.dns``); built lazily
     resolver_factory: Callable[[Services], Any] | None = None
     _resolver: Any = None
+    _resolver_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def resolver(self) -> Any:
+        """The one resolver (and cache) of the process; the first thread to ask builds it."""
         if self._resolver is None:
-            if self.resolver_factory is None:
-                raise RuntimeError("no DNS resolver configured")
-            self._resolver = self.resolver_factory(self)
+            with self._resolver_lock:
+                if self._resolver is None:
+                    if self.resolver_factory is None:
+                        raise RuntimeError("no DNS resolver configured")
+                    self._resolver = self.resolver_factory(self)
         return self._resolver

@@ -138,6 +138,18 @@ class HeaderPosition(enum.Enum):
     TOP = "top"
 
 
+_LINE_BREAK = re.compile(r"\s*[\r\n]+\s*")
+
+
+def unfold(text: str) -> str:
+    """``text`` on one line: each line break, with the white space around it, becomes a space.
+
+    For header values built from what a client or sender controls (a HELO name, a DKIM tag
+    with folding white space), which must not carry line breaks into a field we add.
+    """
+    return _LINE_BREAK.sub(" ", text)
+
+
 @dataclass(frozen=True)
 class HeaderAdd:
     """Add a header field to the message."""
@@ -149,7 +161,7 @@ class HeaderAdd:
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[!-9;-~]+", self.name):
             raise ValueError(f"invalid header field name {self.name!r}")
-        if "\r" in self.value or ("\n" in self.value and not re.search(r"\n[ \t]", self.value)):
+        if "\r" in self.value or re.search(r"\n(?![ \t])", self.value):
             raise ValueError(f"header {self.name} value has a bare line break")
 
 

@@ -99,6 +99,33 @@ def test_tag_changes_subject_and_adds_flag() -> None:
     assert ctx.changed == [("Subject", 1, "[SPAM] offer")]
 
 
+class HeaderSkippingMTA(PlainMTA):
+    """Sends no header fields when the milter negotiated them away, as real MTAs do."""
+
+    def _header(self, fld: str, val: str) -> int:
+        if self._protocol & Milter.P_NOHDRS:
+            return Milter.CONTINUE
+        return super()._header(fld, val)  # type: ignore[no-any-return]
+
+
+def test_tagging_by_envelope_findings_prefixes_the_existing_subject() -> None:
+    # no filter reads the header here, but the Subject must be seen to be prefixed, not doubled
+    toml: dict[str, Any] = {
+        name: {"enabled": False} for name in ("gtube", "size", "classifier", "authres_forgery")
+    }
+    toml["relay"] = {"local_domains": ["x.example"], "unauthenticated_local_sender": "score"}
+    toml["scores"] = {"RELAY_LOCAL_SENDER_UNAUTHENTICATED": 7.0}
+    toml["actions"] = {"subject_prefix": "[SPAM]"}
+    Milter.factory = make_milter_class(ChainHolder(build_chain(config_from_dict(toml))))
+    ctx = HeaderSkippingMTA()
+    ctx._connect(ip="203.0.113.7")
+    message = b"From: a@x.example\nSubject: offer\n\nhello\n"
+    assert feed(ctx, message, "a@x.example", "user@x.example") == Milter.ACCEPT
+    assert ("X-Spam-Flag", "YES", -1) in ctx.added
+    assert ctx.changed == [("Subject", 1, "[SPAM] offer")]
+    assert not [a for a in ctx.added if a[0] == "Subject"]
+
+
 def test_size_limit_at_mail_from_size_parameter() -> None:
     ctx = milter_ctx({"size": {"max_bytes": 1000}})
     ctx._connect(ip="203.0.113.7")

@@ -355,3 +355,41 @@ def test_adding_a_positive_finding_never_lowers_the_action(
     before = evaluate(chain_of(scripted("f", {Stage.EOM: make(base)}), **policy), MSG).action
     after = evaluate(chain_of(scripted("f", {Stage.EOM: make([*base, extra])}), **policy), MSG).action
     assert after >= before
+
+
+def test_a_second_helo_replaces_what_the_first_found() -> None:
+    # EHLO is sent again after STARTTLS: its findings must not count twice
+    f = scripted("h", {Stage.HELO: found("ODD_HELO"), Stage.EOM: lambda ctx: None})
+    chain = chain_of(f, weights={"ODD_HELO": 4.0})
+    session = chain.session(Connection(client_address="198.51.100.1"))
+    session.connect()
+    session.helo("x")
+    session.helo("x")
+    session.mail("a@example.org")
+    session.rcpt("b@example.net")
+    decision = session.eom(parse_message(MSG))
+    assert [s.finding.symbol for s in decision.findings] == ["ODD_HELO"]
+    assert decision.action is Action.ACCEPT
+
+
+def test_a_refusal_does_not_log_the_previous_message_queue_id(caplog: pytest.LogCaptureFixture) -> None:
+    # Postfix knows no queue id yet at the first RCPT of a message: the last message's stays
+    # among the connection's macros and must not be logged as this one's
+    refuse = SmtpReply(550, "5.1.1", "no such user")
+    f = scripted(
+        "r",
+        {
+            Stage.RCPT: lambda ctx: Verdict.reject(refuse) if ctx.recipient.address == "bad@x.test" else None,
+            Stage.EOM: lambda ctx: None,
+        },
+    )
+    session = chain_of(f).session(Connection(client_address="198.51.100.1"))
+    session.update_macros({"i": "FIRSTQID"})
+    session.mail("a@example.org", queue_id="FIRSTQID")
+    session.rcpt("b@example.net")
+    session.eom(parse_message(MSG))
+    with caplog.at_level("INFO", logger="milterfilters.decision"):
+        session.mail("a@example.org")
+        assert session.rcpt("bad@x.test").action is Action.REJECT
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "milterfilters.decision"]
+    assert "rcpt=bad@x.test" in line and "FIRSTQID" not in line

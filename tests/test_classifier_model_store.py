@@ -107,6 +107,14 @@ def test_broken_model_stops_start_up_with_a_config_error(tmp_path: Path) -> None
         build_chain(config)
 
 
+def test_a_model_error_names_the_configuration_key(tmp_path: Path) -> None:
+    config = config_from_dict({"classifier": {"shadow_model": str(tmp_path / "gone")}})
+    with pytest.raises(ConfigError) as raised:
+        build_chain(config)
+    assert raised.value.key == "classifier.shadow_model"
+    assert "gone: model directory does not exist" in str(raised.value)
+
+
 def test_shipped_default_model_loads() -> None:
     model = load_model(DEFAULT_MODEL_DIR)
     assert model.metadata["training"]["ham"] > 1000 and model.metadata["training"]["spam"] > 1000

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import dkim
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from dkim.canonicalization import CanonicalizationPolicy
 from dkim.crypto import parse_pem_private_key
 
@@ -50,9 +52,18 @@ def dns(dns_server: DnsTestServer, rsa2048: PrivateKey, rsa1024: PrivateKey, ed:
             "wrongtype._domainkey.example.com": [("TXT", ed.public_record)],
             "revoked._domainkey.example.com": [("TXT", "v=DKIM1; k=rsa; p=")],
             "broken._domainkey.example.com": [("TXT", rsa2048.public_record)],
+            "slow._domainkey.example.com": [("TXT", huge_exponent_record(rsa2048))],
         }
     )
     return dns_server
+
+
+def huge_exponent_record(key: PrivateKey) -> str:
+    """``key``'s modulus with a 2000-bit exponent: verifying costs as much as signing."""
+    n = serialization.load_pem_private_key(key.dkimpy_key, None).public_key().public_numbers().n  # type: ignore[union-attr]
+    public = rsa.RSAPublicNumbers((1 << 1999) | 1, n).public_key()
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
 
 
 def sign(message: bytes, selector: str, key: PrivateKey, **kw: object) -> bytes:
@@ -224,3 +235,11 @@ def test_a_signature_field_is_found_in_any_case_and_one_quoted_in_the_body_is_no
     quoted = MESSAGE + b"DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=rsa; bh=; b=\r\n"
     findings, header = judge(dns, quoted)
     assert [f.symbol for f in findings] == ["DKIM_NONE"] and "dkim=none" in header
+
+
+def test_a_key_too_costly_to_verify_with_is_refused(dns: DnsTestServer, rsa2048: PrivateKey) -> None:
+    # dkimpy's pure-Python RSA holds the GIL: a 16384-bit exponent stops every thread ~13 s
+    findings, header = judge(dns, sign(MESSAGE, "slow", rsa2048))
+    assert [f.symbol for f in findings] == ["DKIM_PERMERROR"]
+    assert "exponent of 2000 bits is too large" in findings[0].detail
+    assert "dkim=permerror" in header

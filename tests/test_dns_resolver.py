@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from dnslib import RCODE
@@ -266,3 +267,18 @@ www           IN CNAME mail
     assert r.txt("example.org") == [b"v=spf1 mx -all"]
     assert r.mx("example.org") == [(10, "mail.example.org")]
     assert r.a("www.example.org") == ["192.0.2.25"]
+
+
+def test_threads_asking_at_once_share_one_resolver() -> None:
+    # the first messages of a busy start-up arrive together: one cache, not one per thread
+    built: list[object] = []
+
+    def slow_factory(_: Services) -> object:
+        time.sleep(0.05)
+        built.append(object())
+        return built[-1]
+
+    services = Services(config=config_from_dict({}), resolver_factory=slow_factory)
+    with ThreadPoolExecutor(8) as pool:
+        seen = list(pool.map(lambda _: services.resolver, range(8)))
+    assert len(built) == 1 and all(r is built[0] for r in seen)

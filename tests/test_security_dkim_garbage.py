@@ -9,8 +9,10 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from milterfilters.api import build_chain
 from milterfilters.arc import arc_sets, verify_arc
-from milterfilters.context import HeaderField, Message
+from milterfilters.config import config_from_dict
+from milterfilters.context import Connection, HeaderField, Message
 from milterfilters.dkim_keys import generate_key
 from milterfilters.dkim_verify import verify_message
 from milterfilters.dmarc import authors
@@ -84,3 +86,18 @@ def test_any_authentication_results_field_is_judged(values: list[str]) -> None:
     fields = "".join(f"Authentication-Results: {v}\r\n" for v in values if "\n" not in v and "\r" not in v)
     out = evaluate(chain, (fields + "From: a@x.example\r\n\r\nbody\r\n").encode("utf-8", "surrogateescape"))
     assert out.decision.errors == ()
+
+
+def test_folded_signature_tags_do_not_break_the_added_header() -> None:
+    # FWS is legal inside a tag-list: a folded s= once reached Authentication-Results
+    # with its line break, the header was refused and the message tempfailed for ever
+    chain = build_chain(config_from_dict({"dkim": {"enabled": True, "arc": False}}))
+    session = chain.session(Connection(client_address="192.0.2.1"))
+    session.mail("a@example.org")
+    session.rcpt("b@example.net")
+    signature = " v=1; a=rsa-sha256; d=example.com; s=se\r\n\tl; h=from; b=AAAA"  # no bh=: no DNS
+    fields = (HeaderField("DKIM-Signature", signature), HeaderField("From", " a@example.com"))
+    decision = session.eom(Message(headers=fields, body=b"hi\r\n", size=4))
+    (added,) = [h for h in decision.added_headers if h.name == "Authentication-Results"]
+    assert "dkim=permerror" in added.value and "header.s=" in added.value
+    assert "\r" not in added.value

@@ -238,6 +238,14 @@ def test_received_spf_header(zone_server: DnsTestServer) -> None:
     assert 'envelope-from="user@example.com"' in values[0] and values[0].endswith("identity=mailfrom")
 
 
+def test_received_spf_header_survives_a_carriage_return_in_helo(zone_server: DnsTestServer) -> None:
+    # a bare CR in HELO reached the header and made the filter fail (451 for every message)
+    outcome = run(chain_for(zone_server, received_spf_header=True), "user@example.com", helo="a\rb")
+    assert not outcome.decision.errors
+    (value,) = [h.value for h in outcome.decision.added_headers if h.name == "Received-SPF"]
+    assert "\r" not in value and "identity=mailfrom" in value
+
+
 def test_concurrent_checks_use_their_own_resolver(zone_server: DnsTestServer) -> None:
     """Two chains whose resolvers see different DNS, judged from many threads at once
     (uncached, so that every check waits on the network while others run)."""

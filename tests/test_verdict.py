@@ -52,4 +52,6 @@ def test_symbols_and_header_names_are_validated() -> None:
         HeaderAdd("Bad Name", "v")
     with pytest.raises(ValueError):
         HeaderAdd("X-Ok", "line\r\nInjected: yes")
+    with pytest.raises(ValueError):  # one folded line does not make the next one a continuation
+        HeaderAdd("X-Ok", "folded\n\tline\nInjected: yes")
     assert HeaderAdd("X-Ok", "folded\n\tcontinued").value.endswith("continued")

@@ -22,11 +22,12 @@ logs and counts disagreements, and never acts.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import ClassVar
 
 from milterfilters.classifier.features import MessageFeatures
-from milterfilters.classifier.model import Model, TokenWeight, load_model_cached
+from milterfilters.classifier.model import Model, ModelError, TokenWeight, load_model_cached
 from milterfilters.classifier.parsing import DEFAULT_MAX_BYTES, DEFAULT_TIME_BUDGET
 from milterfilters.classifier.paths import DEFAULT_MODEL_DIR
 from milterfilters.context import Context, Message
@@ -82,8 +83,17 @@ class ClassifierFilter(Filter):
 
     def __init__(self, options: ClassifierOptions, services: Services) -> None:
         super().__init__(options, services)
-        self.model: Model = load_model_cached(options.model or DEFAULT_MODEL_DIR)
-        self.shadow: Model | None = load_model_cached(options.shadow_model) if options.shadow_model else None
+        self.model: Model = self._load(services, "model", options.model or DEFAULT_MODEL_DIR)
+        self.shadow: Model | None = (
+            self._load(services, "shadow_model", options.shadow_model) if options.shadow_model else None
+        )
+
+    def _load(self, services: Services, key: str, directory: str | os.PathLike[str]) -> Model:
+        """The model in ``directory``; an error names the configuration file and key."""
+        try:
+            return load_model_cached(directory)
+        except ModelError as e:
+            raise ModelError(str(e), source=services.config.source, key=f"{self.name}.{key}") from None
 
     def _raw(self, message: Message) -> bytes:
         head = b"".join(h.raw_bytes() for h in message.headers)

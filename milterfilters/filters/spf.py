@@ -29,6 +29,7 @@ from milterfilters.verdict import (
     HeaderPosition,
     SmtpReply,
     Verdict,
+    unfold,
 )
 
 RejectOrScore = Literal["score", "reject"]
@@ -201,7 +202,8 @@ class SpfFilter(Filter):
 
         headers: tuple[HeaderAdd, ...] = ()
         if self.options.received_spf_header and main is not None:
-            headers = (HeaderAdd("Received-SPF", main.received_spf, HeaderPosition.TOP),)
+            # it quotes the client's HELO and MAIL FROM, which may hold a bare CR
+            headers = (HeaderAdd("Received-SPF", unfold(main.received_spf), HeaderPosition.TOP),)
         action, reply = Action.CONTINUE, None
         if main is not None and self.options.reject_at == "mail":
             action, reply = self._refusal(main.result, main.domain, main.explanation)

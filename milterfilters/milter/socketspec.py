@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import socket
 from dataclasses import dataclass
 
 
@@ -66,3 +68,26 @@ def parse_socket_spec(spec: str) -> SocketSpec:
         except ValueError:
             raise ValueError(f"milter socket {spec!r}: bad IPv6 address {host!r}") from None
     return SocketSpec(family, host=host, port=_port(port, spec))
+
+
+def why_cannot_listen(spec: SocketSpec) -> str:
+    """The system's reason a listener on ``spec`` cannot be made now, "" if none is seen.
+
+    libmilter only says "cannot opensocket"; this gives the admin the cause.
+    """
+    if spec.family == "unix":
+        directory = os.path.dirname(spec.path) or "/"
+        if not os.path.isdir(directory):
+            return f"directory {directory} does not exist"
+        if not os.access(directory, os.W_OK | os.X_OK):
+            return f"directory {directory} is not writable"
+        return ""
+    family = socket.AF_INET6 if spec.family == "inet6" else socket.AF_INET
+    host = spec.host or ("::" if family == socket.AF_INET6 else "0.0.0.0")
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, spec.port))
+    except OSError as e:
+        return e.strerror or str(e)
+    return ""

@@ -24,7 +24,7 @@ from milterfilters import decisionlog
 from milterfilters.api import build_chain
 from milterfilters.config import Config, load_config
 from milterfilters.milter.adapter import MILTER_FLAGS, ChainHolder, make_milter_class
-from milterfilters.milter.socketspec import SocketSpec, parse_socket_spec
+from milterfilters.milter.socketspec import SocketSpec, parse_socket_spec, why_cannot_listen
 from milterfilters.schema import ConfigError
 
 log = logging.getLogger("milterfilters.worker")
@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         libmilter.opensocket(True)  # True: remove a stale socket file (the supervisor checked)
     except libmilter.error as e:
-        print(f"milterfilters: cannot listen on {args.socket}: {e}", file=sys.stderr)
+        reason = why_cannot_listen(spec) or str(e)
+        print(f"milterfilters: cannot listen on {args.socket}: {reason}", file=sys.stderr)
         return 2
     finally:
         os.umask(old_umask)

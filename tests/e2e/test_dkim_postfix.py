@@ -115,6 +115,9 @@ def test_signed_message_arrives_with_dkim_and_dmarc_pass(stack: MailStack, signe
     assert "dkim=pass" in ours[0] and "header.d=partner.example" in ours[0]
     assert "dmarc=pass" in ours[0] and "header.from=partner.example" in ours[0]
     assert "spf=pass smtp.mailfrom=bounce@partner.example" in ours[0]
+    # at the top of the header block: above the Received field Postfix added for this hop
+    names = [name.lower() for name in delivered.keys()]
+    assert names.index("authentication-results") < names.index("received"), names
 
 
 def test_spoofed_from_under_p_reject_is_refused_at_end_of_data(stack: MailStack) -> None:
