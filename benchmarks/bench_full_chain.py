@@ -34,6 +34,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pstats
+import shutil
 import signal
 import smtplib
 import statistics
@@ -379,6 +380,7 @@ def main() -> int:
     parser.add_argument("--no-rspamd", action="store_true", help="skip setup 4")
     parser.add_argument("--profile", action="store_true", help="profile setup 3's chain afterwards")
     parser.add_argument("--top", type=int, default=15, help="functions listed by the profile")
+    parser.add_argument("--keep", action="store_true", help="keep the runtime folder (logs, configs)")
     args = parser.parse_args()
 
     mails, zone = build_messages(args.n, args.synthetic)
@@ -444,6 +446,10 @@ def main() -> int:
         for p in postfixes:
             p.stop()
         dns_process.terminate()
+        if args.keep:
+            print(f"runtime folder kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(runtime, ignore_errors=True)
     return 0
 
 
