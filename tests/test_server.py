@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from milterfilters.config import load_config
+from milterfilters.milter.server import Supervisor
+from milterfilters.milter.socketspec import parse_socket_spec
 from tests.support.milterclient import MilterClient, added_headers, final_action, one_message
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n"
@@ -254,3 +257,57 @@ def test_missing_model_stops_start_up_with_one_clear_line(rundir: Path) -> None:
     lines = [line for line in r.stderr.decode().splitlines() if line.strip()]
     assert any("no-such-model" in line and "classifier" in line for line in lines), r.stderr
     assert b"Traceback" not in r.stderr
+
+
+class _ShortLivedWorkers(Supervisor):
+    """The real supervision loop around stand-in workers that exit after ``lifetimes[i]``
+    seconds; stops itself after the last one and records when each was started."""
+
+    initial_backoff = 0.2
+    stable_uptime = 0.4
+
+    def __init__(self, rundir: Path, lifetimes: list[float]) -> None:
+        super().__init__(None, load_config(None), parse_socket_spec(f"unix:{rundir / 'absent.sock'}"))
+        self.lifetimes = lifetimes
+        self.starts: list[float] = []
+
+    def _start_worker(self) -> subprocess.Popen[bytes]:
+        self.starts.append(time.monotonic())
+        if len(self.starts) == len(self.lifetimes):
+            self.stopping = True
+        lifetime = self.lifetimes[len(self.starts) - 1]
+        return subprocess.Popen(["sleep", str(lifetime)])
+
+
+@pytest.fixture
+def own_signal_handlers() -> Iterator[None]:
+    """Supervisor.serve installs handlers for SIGTERM, SIGINT and SIGHUP: put pytest's back."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def _restart_delays(sup: _ShortLivedWorkers) -> list[float]:
+    """Seconds between one worker's exit and the next one's start."""
+    return [
+        b - a - lifetime for a, b, lifetime in zip(sup.starts, sup.starts[1:], sup.lifetimes, strict=False)
+    ]
+
+
+def test_restart_backoff_starts_over_after_a_worker_that_ran_stably(
+    rundir: Path, own_signal_handlers: None
+) -> None:
+    # workers crashing after a stable run (say a poison message now and then) are each
+    # restarted after the initial backoff; before, the backoff kept doubling up to 30 s
+    sup = _ShortLivedWorkers(rundir, [0.6] * 4)
+    assert sup.serve() == 0
+    delays = _restart_delays(sup)
+    assert len(delays) == 3 and all(d < 0.2 + 0.35 for d in delays), delays
+
+
+def test_restart_backoff_doubles_in_a_crash_loop(rundir: Path, own_signal_handlers: None) -> None:
+    sup = _ShortLivedWorkers(rundir, [0.0] * 4)
+    assert sup.serve() == 0
+    delays = _restart_delays(sup)
+    assert delays[1] > delays[0] + 0.1 and delays[2] > delays[1] + 0.3, delays  # 0.2, 0.4, 0.8 s

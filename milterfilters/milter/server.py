@@ -7,8 +7,10 @@ signals while libmilter runs. The parent handles the signals instead:
   its chain; connections in flight finish on the old one); if invalid, log and keep running.
 * SIGTERM/SIGINT — stop the worker (libmilter lets connections finish) and exit within
   ``[milter] stop_timeout`` seconds, then remove the unix socket.
-* The worker dying unexpectedly — log, count, and start a new one after a short backoff;
-  meanwhile the MTA applies its milter_default_action (tempfail), so no mail is lost.
+* The worker dying unexpectedly — log, count, and start a new one after a backoff that
+  doubles while workers keep dying young (a crash loop) and starts over after one that ran
+  for :attr:`Supervisor.stable_uptime`; meanwhile the MTA applies its milter_default_action
+  (tempfail), so no mail is lost.
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ def check_socket_free(spec: SocketSpec) -> None:
 
 class Supervisor:
     """Runs and watches the worker process; handles SIGHUP, SIGTERM and crashes."""
+
+    #: seconds before the first restart; doubled for each worker that dies young, up to 30
+    initial_backoff = 1.0
+    #: a worker that ran this many seconds died of an isolated fault, not in a crash loop:
+    #: the next restart waits only ``initial_backoff`` again
+    stable_uptime = 10.0
 
     def __init__(self, config_path: str | None, config: Config, spec: SocketSpec) -> None:
         self.config_path = config_path
@@ -119,8 +127,9 @@ class Supervisor:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
         first = True
-        backoff = 1.0
+        backoff = self.initial_backoff
         self.worker = self._start_worker()
+        started = time.monotonic()
         try:
             while not self.stopping:
                 if self.reload_requested:
@@ -134,6 +143,8 @@ class Supervisor:
                     return code
                 first = False
                 self.restarts += 1
+                if time.monotonic() - started >= self.stable_uptime:
+                    backoff = self.initial_backoff
                 log.error("worker pid %d exited with %d; restarting in %.0fs", self.worker.pid, code, backoff)
                 deadline = time.monotonic() + backoff
                 while time.monotonic() < deadline and not self.stopping:
@@ -143,6 +154,7 @@ class Supervisor:
                 backoff = min(backoff * 2, 30.0)
                 check_socket_free(self.spec)
                 self.worker = self._start_worker()
+                started = time.monotonic()
         finally:
             self._stop_worker()
             if self.spec.family == "unix":
