@@ -100,6 +100,20 @@ def test_shadow_model_counts_disagreements_and_never_acts(models: dict[str, Path
     assert agreeing.metrics.get("classifier_shadow_disagreements_total") == 0
 
 
+def test_a_shadow_model_reading_the_same_prefix_parses_the_message_once(
+    models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from milterfilters.classifier import vectorize
+
+    parsed: list[int] = []
+    real_parse = vectorize.parse_mail
+    monkeypatch.setattr(vectorize, "parse_mail", lambda raw, **kw: parsed.append(1) or real_parse(raw, **kw))
+    chain = chain_with(model=str(models["good"]), shadow_model=str(models["swapped"]))
+    outcome = evaluate(chain, SPAM)
+    assert outcome.decision.errors == () and chain.metrics.get("classifier_shadow_scored_total") == 1
+    assert len(parsed) == 1
+
+
 def test_explain_names_tokens(
     models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

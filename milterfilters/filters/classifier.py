@@ -120,7 +120,7 @@ class ClassifierFilter(Filter):
             raise ValueError(f"classifier produced probability {p!r}")
         annotations: dict[str, object] = {"classifier_probability": p}
         if self.shadow is not None:
-            annotations["classifier_shadow_probability"] = self._shadow(ctx, p)
+            annotations["classifier_shadow_probability"] = self._shadow(ctx, p, features)
         detail = f"p={p:.4f}"
         opts = self.options
         findings = []
@@ -135,12 +135,18 @@ class ClassifierFilter(Filter):
             findings.append(Finding("CLASSIFIER_HAM", detail))
         return Verdict.found(*findings, annotations=annotations)
 
-    def _shadow(self, ctx: Context, live: float) -> float | None:
-        """Score with the shadow model; count and log disagreement. Never raises."""
+    def _shadow(self, ctx: Context, live: float, features: MessageFeatures) -> float | None:
+        """Score with the shadow model; count and log disagreement. Never raises.
+
+        ``features`` (the live model's) serve when both models read the same prefix of the
+        message: the message is then parsed once.
+        """
         assert ctx.message is not None and self.shadow is not None
         metrics = self.services.metrics
         try:
-            shadow = self.probability(ctx.message, self.shadow)
+            if self.shadow.settings.max_bytes != self.model.settings.max_bytes:
+                features = self.features(ctx.message, self.shadow)
+            shadow = self.shadow.probability(features)
         except Exception:
             log.exception("shadow model failed on %s", ctx.queue_id or "message")
             metrics.inc("classifier_shadow_errors_total")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -152,7 +151,7 @@ class SpfFilter(Filter):
         super().__init__(options, services)
         self._trusted = NetworkSet(options.trusted_networks) + relay_trusted_networks(services)
         self._forwarders = NetworkSet(options.trusted_forwarders)
-        self._receiver = services.config.milter.authserv_id or socket.gethostname()
+        self._receiver = services.config.milter.effective_authserv_id
         # longest suffix first, so the most specific domain's override wins
         self._domains = sorted(
             ((d.lower().rstrip("."), p) for d, p in options.domains.items()), key=lambda dp: -len(dp[0])
