@@ -58,6 +58,8 @@ class Milter:
             assert self.proc.poll() is None, self.log.read_text()
             assert time.monotonic() < deadline, "milter did not create its socket"
             time.sleep(0.05)
+        # the socket is created mode 0600 and opened up just before "listening on" is logged
+        self.wait_log("listening on", timeout=20)
         return self
 
     def wait_log(self, text: str, timeout: float = 10) -> None:

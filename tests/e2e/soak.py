@@ -313,6 +313,7 @@ class FaultInjector:
 
 @contextmanager
 def running(injector: FaultInjector) -> Iterator[FaultInjector]:
+    """Inject faults in a thread for the duration of the ``with`` block."""
     thread = threading.Thread(target=injector.run, name="faults", daemon=True)
     thread.start()
     try:
@@ -324,6 +325,8 @@ def running(injector: FaultInjector) -> Iterator[FaultInjector]:
 
 @dataclass
 class SoakResult:
+    """A finished soak: the ledger, the faults, and what the milter's log says happened."""
+
     ledger: Ledger
     faults: FaultStats
     worker_restarts: int
@@ -339,6 +342,7 @@ class SoakResult:
         return sum(x.temporary for x in self.ledger.letters)
 
     def lines(self) -> list[str]:
+        """The figures, one per line."""
         ledger = self.ledger
         faults = self.faults.summary() or "none"
         return [
