@@ -29,9 +29,9 @@ NO_REPLY_BITS = (
 
 
 class PlainMTA(testctx.TestCtx):  # type: ignore[misc]
-    __test__ = False
-
     """An MTA that offers neither no-reply steps nor macro lists (TestCtx's flow assumes both off)."""
+
+    __test__ = False
 
     offered: ClassVar[list[int]] = [
         Milter.CURR_ACTS & ~Milter.SETSYMLIST,
@@ -208,3 +208,39 @@ def test_reload_swaps_chain_for_new_connections_only() -> None:
     holder.replace(new_chain)
     assert old_conn.chain is not new_chain
     assert cls().chain is new_chain
+
+
+class NoChangesMTA(PlainMTA):
+    """An MTA that lets milters add headers but neither change them nor quarantine."""
+
+    offered: ClassVar[list[int]] = [
+        Milter.ADDHDRS,
+        0x1FFFFF & ~NO_REPLY_BITS & ~Milter.P_HDR_LEADSPC,
+        0,
+        0,
+    ]
+
+
+FORGED = b"Authentication-Results: mx.test; dkim=pass header.d=bank.example\nSubject: hi\n\nhello\n"
+
+
+@pytest.mark.parametrize(("mta", "deleted"), [(PlainMTA, True), (NoChangesMTA, False)])
+def test_header_changes_the_mta_does_not_offer_are_skipped_not_tempfailed(mta: type, deleted: bool) -> None:
+    chain = build_chain(config_from_dict({"milter": {"authserv_id": "mx.test"}}))
+    Milter.factory = make_milter_class(ChainHolder(chain))
+    ctx = mta()
+    ctx._connect(ip="203.0.113.7")
+    assert feed(ctx, FORGED) == Milter.ACCEPT
+    assert (("Authentication-Results", 1, None) in ctx.changed) is deleted
+    assert chain.metrics.get("milter_actions_unavailable_total", action="delete header fields") == (
+        not deleted
+    )
+
+
+def test_quarantine_the_mta_does_not_offer_still_accepts_with_headers() -> None:
+    chain = build_chain(config_from_dict({"scores": {"GTUBE": 12.0}, "actions": {"quarantine": 10.0}}))
+    Milter.factory = make_milter_class(ChainHolder(chain))
+    ctx = NoChangesMTA()
+    ctx._connect(ip="203.0.113.7")
+    assert feed(ctx, b"Subject: q\n\n" + GTUBE + b"\n") == Milter.ACCEPT
+    assert ("X-Spam-Flag", "YES", -1) in ctx.added

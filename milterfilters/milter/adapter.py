@@ -83,6 +83,8 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
         self.body_size = 0
         self.max_body = self.chain.max_body_bytes
         self.leading_space = False
+        #: what the MTA lets the milter do (set at negotiation; everything if it never negotiates)
+        self.offered_actions = Milter.CURR_ACTS
 
     # -- negotiation ---------------------------------------------------------------------
 
@@ -90,6 +92,7 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
         """Ask only for the protocol steps the configured filters need."""
         try:
             actions, offered, _, _ = opts
+            self.offered_actions = actions
             stages = self.chain.stages
             want_off = Milter.P_NOUNKNOWN | Milter.P_NODATA
             if not self.chain.needs_headers:
@@ -299,6 +302,8 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
         # message is now (Postfix counts a field inserted a moment ago), while the occurrences
         # are those of the message as received.
         deletions = [c for c in decision.headers if isinstance(c, HeaderDelete)]
+        if deletions and not self._may(Milter.CHGHDRS, "delete header fields"):
+            deletions = []
         for change in sorted(deletions, key=lambda d: (d.name.lower(), -d.occurrence)):
             self.chgheader(change.name, change.occurrence, None)
         for added in decision.added_headers:
@@ -306,11 +311,20 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
                 self.addheader(added.name, self._value(added.value), 0)
             else:
                 self.addheader(added.name, self._value(added.value))
-        if decision.subject_prefix:
+        if decision.subject_prefix and self._may(Milter.CHGHDRS, "prefix the Subject"):
             self._prefix_subject(decision.subject_prefix)
-        if decision.action is Action.QUARANTINE:
+        if decision.action is Action.QUARANTINE and self._may(Milter.QUARANTINE, "quarantine"):
             self.quarantine(decision.quarantine_reason or "milterfilters")
         return Milter.ACCEPT
+
+    def _may(self, action: int, what: str) -> bool:
+        """Whether the MTA offered ``action``; if not, say so and carry on (the message is still
+        accepted with the headers we may add, rather than tempfailed for ever)."""
+        if self.offered_actions & action:
+            return True
+        log.warning("the MTA does not let milters %s; skipped", what)
+        self.chain.metrics.inc("milter_actions_unavailable_total", action=what)
+        return False
 
     def _prefix_subject(self, prefix: str) -> None:
         for h in self.headers:
