@@ -60,8 +60,8 @@ from corpus import load_split
 from peers import Peers
 
 from milterfilters.api import build_chain, default_services, evaluate
+from milterfilters.auth.dkim_keys import PrivateKey, generate_key
 from milterfilters.config import load_config
-from milterfilters.dkim_keys import PrivateKey, generate_key
 from tests.e2e.milter import MilterProcess
 from tests.e2e.postfix import PostfixInstance
 from tests.e2e.runtime import make_runtime_dir
@@ -363,7 +363,7 @@ def profile_chain(config_path: Path, mails: Sequence[Envelope], top: int) -> Non
             name = Path(filename).stem
             per_filter[name] = per_filter.get(name, 0.0) + cumulative
     for (filename, _, func), (_, _, _, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
-        if func == "parse_message" and filename.endswith("milterfilters/message.py"):
+        if func == "parse_message" and filename.endswith("milterfilters/mail/message.py"):
             per_filter["(parse_message)"] = cumulative
     print("per filter (cumulative ms/message):")
     for name, seconds in sorted(per_filter.items(), key=lambda kv: -kv[1]):

@@ -20,13 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from milterfilters.api import default_services
 from milterfilters.config import config_from_dict
-from milterfilters.context import Connection, Context, Envelope
+from milterfilters.core.context import Connection, Context, Envelope
+from milterfilters.core.metrics import Metrics
+from milterfilters.core.services import Services
+from milterfilters.core.stages import Stage
 from milterfilters.dns import Resolver
-from milterfilters.filters.spf import SpfFilter
-from milterfilters.metrics import Metrics
-from milterfilters.services import Services
-from milterfilters.stages import Stage
+from milterfilters.spf.filter import SpfFilter
 from tests.support.dnsserver import DnsTestServer, Zone
 
 PROVIDERS = 8
@@ -67,7 +68,7 @@ def make_filter(resolver: Resolver) -> SpfFilter:
     config = config_from_dict(
         {"spf": {"enabled": True, "trusted_networks": []}, "milter": {"authserv_id": "mx.test"}}
     )
-    services = Services(config=config, metrics=resolver.metrics, resolver_factory=lambda _: resolver)
+    services = default_services(config, Services(metrics=resolver.metrics, resolver_factory=lambda: resolver))
     return SpfFilter(config.filter("spf").options, services)
 
 

@@ -17,7 +17,7 @@ import dkim
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from milterfilters.api import evaluate
-from milterfilters.dkim_keys import generate_key
+from milterfilters.auth.dkim_keys import generate_key
 from tests.support.dnsserver import DnsTestServer, Zone
 from tests.support.mailauth import auth_chain
 

@@ -19,10 +19,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import milterfilters
-from milterfilters.addresses import parse_forward_path
 from milterfilters.config import config_from_dict
-from milterfilters.context import Connection
-from milterfilters.ratelimit import MemoryBackend, RedisBackend
+from milterfilters.core.context import Connection
+from milterfilters.mail.addresses import parse_forward_path
+from milterfilters.relay.backends import MemoryBackend, RedisBackend
 
 ADDRESSES = [
     "user@example.org",

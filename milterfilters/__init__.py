@@ -1,24 +1,45 @@
 """milterfilters: a milter that protects mail servers from spam and relay abuse.
 
-Library use::
+Every name a library user or a plugin author needs is importable from here. Library use::
 
     import milterfilters
-    chain = milterfilters.build_chain()            # embedded default, or a TOML path
+    chain = milterfilters.build_chain()            # embedded default, or a TOML path, or a Config
     outcome = milterfilters.evaluate(chain, raw_bytes, client_ip="203.0.113.5",
                                      mail_from="a@example.org", recipients=["b@example.net"])
     print(outcome.action, outcome.decision.score, outcome.decision.symbols)
+
+A filter of your own subclasses :class:`Filter` (see the README's library section and
+docs/ARCHITECTURE.md); a plugin registers it in the ``milterfilters.filters`` entry-point group.
 """
 
-from milterfilters.api import Outcome, RecipientOutcome, build_chain, check_message, evaluate
-from milterfilters.chain import Chain, ChainLink, Session
-from milterfilters.config import Config, load_config
-from milterfilters.context import Auth, Connection, Context, Envelope, HeaderField, Message, Recipient
-from milterfilters.filters.base import Filter, FilterSettings
-from milterfilters.message import parse_message
-from milterfilters.policy import Policy
-from milterfilters.schema import ConfigError
-from milterfilters.stages import Stage
-from milterfilters.verdict import (
+from milterfilters.api import (
+    Outcome,
+    RecipientOutcome,
+    build_chain,
+    check_message,
+    default_services,
+    evaluate,
+)
+from milterfilters.config import Config, config_from_dict, load_config, render_config
+from milterfilters.core.chain import Chain, ChainLink, ChainOrderError, Session
+from milterfilters.core.context import (
+    Auth,
+    Connection,
+    Context,
+    Envelope,
+    HeaderField,
+    Message,
+    Recipient,
+    TlsInfo,
+)
+from milterfilters.core.errors import ConfigError, UsageError
+from milterfilters.core.filter import Filter, FilterSettings, NoOptions
+from milterfilters.core.metrics import Metrics
+from milterfilters.core.policy import Policy
+from milterfilters.core.schema import doc
+from milterfilters.core.services import Services
+from milterfilters.core.stages import Stage
+from milterfilters.core.verdict import (
     Action,
     AuthResult,
     Decision,
@@ -26,9 +47,11 @@ from milterfilters.verdict import (
     HeaderAdd,
     HeaderDelete,
     HeaderPosition,
+    ScoredFinding,
     SmtpReply,
     Verdict,
 )
+from milterfilters.mail.message import parse_message
 
 __version__ = "0.1.0"
 
@@ -38,6 +61,7 @@ __all__ = [
     "AuthResult",
     "Chain",
     "ChainLink",
+    "ChainOrderError",
     "Config",
     "ConfigError",
     "Connection",
@@ -52,17 +76,27 @@ __all__ = [
     "HeaderField",
     "HeaderPosition",
     "Message",
+    "Metrics",
+    "NoOptions",
     "Outcome",
     "Policy",
     "Recipient",
     "RecipientOutcome",
+    "ScoredFinding",
+    "Services",
     "Session",
     "SmtpReply",
     "Stage",
+    "TlsInfo",
+    "UsageError",
     "Verdict",
     "build_chain",
     "check_message",
+    "config_from_dict",
+    "default_services",
+    "doc",
     "evaluate",
     "load_config",
     "parse_message",
+    "render_config",
 ]

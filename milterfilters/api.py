@@ -5,41 +5,92 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from email.utils import getaddresses
+from typing import Any
 
-from milterfilters.chain import Chain, ChainLink
-from milterfilters.config import Config, FilterSpec, load_config
-from milterfilters.context import Auth, Connection, Message, strip_angle_brackets
-from milterfilters.filters.base import Filter
-from milterfilters.message import parse_message
-from milterfilters.policy import Policy
-from milterfilters.schema import ConfigError
-from milterfilters.services import Services
-from milterfilters.stages import Stage
-from milterfilters.verdict import Action, Decision, SmtpReply
+from milterfilters.config import Config, DnsSection, FilterSpec, config_from_dict, load_config
+from milterfilters.core.chain import Chain, ChainLink
+from milterfilters.core.context import Auth, Connection, Message, strip_angle_brackets
+from milterfilters.core.filter import Filter
+from milterfilters.core.metrics import Metrics
+from milterfilters.core.policy import Policy
+from milterfilters.core.schema import ConfigError
+from milterfilters.core.services import IPNetwork, Services
+from milterfilters.core.stages import Stage
+from milterfilters.core.verdict import Action, Decision, SmtpReply
+from milterfilters.dns import Resolver
+from milterfilters.mail.message import parse_message
+from milterfilters.mail.networks import NetworkSet
 
 
-def default_services(config: Config) -> Services:
-    """Services for ``config``: metrics, clock and the shared DNS resolver."""
-    services = Services(config=config)
+def make_resolver(dns: DnsSection, metrics: Metrics | None = None) -> Resolver:
+    """The resolver ``[dns]`` describes, counting into ``metrics``."""
+    return Resolver(
+        dns.nameservers,
+        timeout=dns.timeout,
+        cache_size=dns.cache_size,
+        lookup_budget=dns.lookup_budget,
+        metrics=metrics,
+    )
+
+
+def relay_trusted_networks(config: Config) -> tuple[IPNetwork, ...]:
+    """The enabled relay filter's ``trusted_networks`` (none when it is off or absent)."""
     try:
-        from milterfilters.dns import make_resolver
-    except ImportError:  # the DNS layer is optional until a filter needs it
-        pass
-    else:
-        services.resolver_factory = make_resolver
-    return services
+        relay = config.filter("relay")
+    except KeyError:
+        return ()
+    if not relay.settings.enabled:
+        return ()
+    return NetworkSet(getattr(relay.options, "trusted_networks", ())).networks
 
 
-def build_chain(
-    config: Config | str | os.PathLike[str] | None = None, *, services: Services | None = None
-) -> Chain:
-    """Build the chain from a :class:`Config`, a TOML file path, or the embedded default."""
-    if not isinstance(config, Config):
-        config = load_config(config)
-    services = services or default_services(config)
+def default_services(config: Config, services: Services | None = None) -> Services:
+    """What the filters of ``config`` share, resolved once: the trusted networks, the
+    authserv-id, the configuration's file name, and (from ``services`` when given, else new)
+    metrics, clock and the DNS resolver ``[dns]`` describes."""
+    base = services or Services()
+    resolver_factory = base.resolver_factory
+    if resolver_factory is None:
+        metrics = base.metrics
+
+        def resolver_factory() -> Resolver:
+            return make_resolver(config.dns, metrics)
+
+    return replace(
+        base,
+        resolver_factory=resolver_factory,
+        trusted_networks=relay_trusted_networks(config),
+        authserv_id=config.milter.effective_authserv_id,
+        config_source=config.source,
+    )
+
+
+ConfigLike = Config | Mapping[str, Any] | str | os.PathLike[str] | None
+
+
+def as_config(config: ConfigLike) -> Config:
+    """A :class:`Config` from a Config, a dict shaped like the TOML file, a TOML file path,
+    or ``None`` (the embedded default)."""
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, Mapping):
+        return config_from_dict(config)
+    return load_config(config)
+
+
+def build_chain(config: ConfigLike = None, *, services: Services | None = None) -> Chain:
+    """Build the chain from a :class:`Config`, a dict shaped like the TOML file, a TOML file
+    path, or the embedded default (``None``).
+
+    ``services`` gives the metrics, clock and resolver to use (tests hand in a resolver
+    on loopback); what the configuration decides (trusted networks, authserv-id) is
+    filled in from ``config``.
+    """
+    config = as_config(config)
+    services = default_services(config, services)
     links = [
         ChainLink(_make_filter(spec, services, config), spec.settings) for spec in config.enabled_filters
     ]
@@ -59,6 +110,7 @@ def build_chain(
         status_headers=actions.status_headers,
         max_body_bytes=config.milter.max_body_bytes,
         metrics=services.metrics,
+        log_format=config.logging.format,
     )
 
 
@@ -75,6 +127,9 @@ def _make_filter(spec: FilterSpec, services: Services, config: Config) -> Filter
         raise ConfigError(f"cannot start this filter: {e}", source=config.source, key=spec.name) from e
 
 
+_RECIPIENT_ACTIONS = (Action.REJECT, Action.TEMPFAIL, Action.DISCARD)
+
+
 @dataclass(frozen=True)
 class RecipientOutcome:
     """What happened to one recipient at RCPT."""
@@ -84,13 +139,17 @@ class RecipientOutcome:
 
     @property
     def action(self) -> Action:
-        return self.decision.action
+        """``accept`` for a recipient the chain let through, else the refusal it got
+        (``reject``, ``tempfail``) or ``discard``."""
+        action = self.decision.action
+        return action if action in _RECIPIENT_ACTIONS else Action.ACCEPT
 
     def as_dict(self) -> dict[str, object]:
-        refused = self.decision.action in (Action.REJECT, Action.TEMPFAIL)
+        """The recipient as ``check --json`` prints it."""
+        refused = self.action in (Action.REJECT, Action.TEMPFAIL)
         return {
             "address": self.address,
-            "action": self.decision.action.label if refused else "accept",
+            "action": self.action.label,
             "reply": self.decision.reply.as_dict() if refused and self.decision.reply else None,
         }
 
@@ -105,9 +164,11 @@ class Outcome:
 
     @property
     def action(self) -> Action:
+        """The action for the whole transaction."""
         return self.decision.action
 
     def as_dict(self) -> dict[str, object]:
+        """The outcome as ``check --json`` prints it."""
         d = self.decision
         return {
             "action": d.action.label,
@@ -193,7 +254,7 @@ def evaluate(
 
 def check_message(
     message: bytes | Message,
-    config: Config | str | os.PathLike[str] | None = None,
+    config: ConfigLike = None,
     **transaction: object,
 ) -> Outcome:
     """Build a chain from ``config`` and judge one message (see :func:`evaluate`)."""

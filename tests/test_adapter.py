@@ -154,7 +154,7 @@ def test_auth_and_client_address_reach_the_chain(caplog: pytest.LogCaptureFixtur
 
 
 def test_crashing_filter_tempfails_through_the_adapter() -> None:
-    from milterfilters.filters.gtube import GtubeFilter
+    from milterfilters.builtin.gtube import GtubeFilter
 
     def boom(self: Any, ctx: Any) -> None:
         raise RuntimeError("kaboom")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from milterfilters.addresses import (
+from milterfilters.mail.addresses import (
     Address,
     AddressSyntaxError,
     format_address,

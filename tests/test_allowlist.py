@@ -7,9 +7,9 @@ import dkim
 import pytest
 
 from milterfilters.api import evaluate
-from milterfilters.dkim_keys import PrivateKey, generate_key
-from milterfilters.schema import ConfigError
-from milterfilters.verdict import Action
+from milterfilters.auth.dkim_keys import PrivateKey, generate_key
+from milterfilters.core.schema import ConfigError
+from milterfilters.core.verdict import Action
 from tests.support.dnsserver import DnsTestServer, Zone
 from tests.support.mailauth import auth_chain
 

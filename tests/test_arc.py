@@ -7,8 +7,8 @@ import dkim
 import pytest
 
 from milterfilters.api import evaluate
-from milterfilters.dkim_keys import PrivateKey, generate_key
-from milterfilters.verdict import Action
+from milterfilters.auth.dkim_keys import PrivateKey, generate_key
+from milterfilters.core.verdict import Action
 from tests.support.dnsserver import DnsTestServer, Fault, Zone
 from tests.support.mailauth import auth_chain, authentication_results
 

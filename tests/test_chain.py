@@ -27,10 +27,9 @@ from milterfilters import (
     Verdict,
     evaluate,
 )
-from milterfilters.config import Config
-from milterfilters.message import parse_message
-from milterfilters.services import Services
-from milterfilters.verdict import HeaderAdd, HeaderPosition
+from milterfilters.core.services import Services
+from milterfilters.core.verdict import HeaderAdd, HeaderPosition
+from milterfilters.mail.message import parse_message
 
 MSG = b"From: a@example.org\nSubject: hello\n\nbody\n"
 REJECT_554 = SmtpReply(554, "5.7.1", "no")
@@ -54,7 +53,7 @@ def scripted(name: str, script: Script, *, calls: list[str] | None = None) -> Fi
     for stage in script:
         attrs[stage.value] = method(stage)
     cls = type(f"Scripted_{name}", (Filter,), attrs)
-    return cls(None, Services(config=Config()))  # type: ignore[no-any-return]
+    return cls(None, Services())  # type: ignore[no-any-return]
 
 
 def chain_of(*links: Filter | ChainLink, **policy: Any) -> Chain:

@@ -9,12 +9,12 @@ import pytest
 
 import milterfilters
 from milterfilters import Action, build_chain, evaluate
-from milterfilters.chain import Chain
+from milterfilters.classifier.filter import ClassifierFilter
 from milterfilters.classifier.model import Model, load_model
 from milterfilters.cli import main
 from milterfilters.config import config_from_dict, render_config
-from milterfilters.filters.classifier import ClassifierFilter
-from milterfilters.filters.registry import BUILTIN
+from milterfilters.config.registry import BUILTIN
+from milterfilters.core.chain import Chain
 from tests.support.mailgen import make_messages, write_folder
 
 SPAM = make_messages("spam", 1, 99)[0]

@@ -23,7 +23,7 @@ from milterfilters.classifier.model import (
 from milterfilters.classifier.paths import DEFAULT_MODEL_DIR
 from milterfilters.classifier.vectorize import FeatureSettings
 from milterfilters.config import config_from_dict
-from milterfilters.schema import ConfigError
+from milterfilters.core.schema import ConfigError
 
 SETTINGS = FeatureSettings(n_features_log2=12)
 

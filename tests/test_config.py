@@ -4,7 +4,7 @@ import pytest
 
 from milterfilters.cli import main
 from milterfilters.config import load_config
-from milterfilters.schema import ConfigError
+from milterfilters.core.schema import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

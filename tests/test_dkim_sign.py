@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from milterfilters.api import evaluate
-from milterfilters.dkim_keys import generate_key
-from milterfilters.message import parse_message
-from milterfilters.schema import ConfigError
-from milterfilters.verdict import HeaderAdd, HeaderPosition
+from milterfilters.auth.dkim_keys import generate_key
+from milterfilters.core.schema import ConfigError
+from milterfilters.core.verdict import HeaderAdd, HeaderPosition
+from milterfilters.mail.message import parse_message
 from tests.support.dnsserver import DnsTestServer, Zone
 from tests.support.mailauth import auth_chain
 

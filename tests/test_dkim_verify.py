@@ -17,7 +17,7 @@ from dkim.canonicalization import CanonicalizationPolicy
 from dkim.crypto import parse_pem_private_key
 
 from milterfilters.api import evaluate
-from milterfilters.dkim_keys import PrivateKey, generate_key
+from milterfilters.auth.dkim_keys import PrivateKey, generate_key
 from tests.support.dnsserver import DnsTestServer, Fault, Zone
 from tests.support.mailauth import auth_chain, authentication_results
 
@@ -204,7 +204,7 @@ def test_authenticated_clients_are_not_verified_by_default(dns: DnsTestServer, r
 
 
 def test_min_rsa_bits_below_rfc8301_is_a_config_error(dns: DnsTestServer) -> None:
-    from milterfilters.schema import ConfigError
+    from milterfilters.core.schema import ConfigError
 
     with pytest.raises(ConfigError, match="RFC 8301"):
         auth_chain(dns, {"dkim": {"min_rsa_bits": 512}})

@@ -6,11 +6,17 @@ from __future__ import annotations
 import dkim
 import pytest
 
-from milterfilters import dmarc
 from milterfilters.api import evaluate
-from milterfilters.dkim_keys import PrivateKey, generate_key
-from milterfilters.dmarc import DmarcRecord, DmarcRecordError, is_aligned, organizational_domain, parse_record
-from milterfilters.verdict import Action
+from milterfilters.auth import dmarc_policy as dmarc
+from milterfilters.auth.dkim_keys import PrivateKey, generate_key
+from milterfilters.auth.dmarc_policy import (
+    DmarcRecord,
+    DmarcRecordError,
+    is_aligned,
+    organizational_domain,
+    parse_record,
+)
+from milterfilters.core.verdict import Action
 from tests.support.dnsserver import DnsTestServer, Fault, Zone
 from tests.support.mailauth import auth_chain, authentication_results
 

@@ -9,19 +9,19 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from dnslib import RCODE
 
+from milterfilters.api import default_services
 from milterfilters.config import config_from_dict
+from milterfilters.core.metrics import Metrics
+from milterfilters.core.schema import ConfigError
+from milterfilters.core.services import Services
 from milterfilters.dns import (
     DnsBudgetExhausted,
     DnsError,
     DnsTemporaryError,
     DnsTimeout,
     Resolver,
-    make_resolver,
     parse_nameserver,
 )
-from milterfilters.metrics import Metrics
-from milterfilters.schema import ConfigError
-from milterfilters.services import Services
 from tests.support.dnsserver import DnsTestServer, Fault, Reply, Zone
 
 
@@ -245,7 +245,7 @@ def test_make_resolver_follows_dns_section(dns_server: DnsTestServer) -> None:
     config = config_from_dict(
         {"dns": {"nameservers": [dns_server.address], "timeout": 0.5, "lookup_budget": 3}}
     )
-    services = Services(config=config, resolver_factory=make_resolver)
+    services = default_services(config)
     resolver = services.resolver
     assert isinstance(resolver, Resolver)
     assert resolver.timeout == 0.5 and resolver.lookup_budget == 3
@@ -273,12 +273,12 @@ def test_threads_asking_at_once_share_one_resolver() -> None:
     # the first messages of a busy start-up arrive together: one cache, not one per thread
     built: list[object] = []
 
-    def slow_factory(_: Services) -> object:
+    def slow_factory() -> object:
         time.sleep(0.05)
         built.append(object())
         return built[-1]
 
-    services = Services(config=config_from_dict({}), resolver_factory=slow_factory)
+    services = Services(resolver_factory=slow_factory)
     with ThreadPoolExecutor(8) as pool:
         seen = list(pool.map(lambda _: services.resolver, range(8)))
     assert len(built) == 1 and all(r is built[0] for r in seen)

@@ -1,7 +1,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from milterfilters.message import parse_message
+from milterfilters.mail.message import parse_message
 
 
 def test_headers_folding_and_crlf_body() -> None:

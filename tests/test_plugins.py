@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from milterfilters.filters.base import Filter
-from milterfilters.filters.registry import PluginError, validate_filter_class
+from milterfilters.config.registry import PluginError, validate_filter_class
+from milterfilters.core.filter import Filter
 from tests.conftest import PROJECT_ROOT
 
 PLUGIN_DIR = PROJECT_ROOT / "examples" / "plugin-example"

@@ -9,8 +9,8 @@ import pytest
 
 import milterfilters
 from milterfilters.config import config_from_dict
-from milterfilters.ratelimit import BackendUnavailable, MemoryBackend, RedisBackend, Window
-from milterfilters.services import Services
+from milterfilters.core.services import Services
+from milterfilters.relay.backends import BackendUnavailable, MemoryBackend, RedisBackend, Window
 from tests.support.redisserver import RedisTestServer
 
 MESSAGE = b"Subject: rate\r\n\r\nhello\r\n"
@@ -37,7 +37,7 @@ def make_chain(clock: FakeClock, **options: Any) -> milterfilters.Chain:
             "ratelimit": {"enabled": True, "window_seconds": WINDOW, **options},
         }
     )
-    return milterfilters.build_chain(config, services=Services(config=config, clock=clock))
+    return milterfilters.build_chain(config, services=Services(clock=clock))
 
 
 def send(
@@ -277,7 +277,7 @@ def test_unreachable_redis(mode: str, limited: bool, unused_port: int) -> None:
             },
         }
     )
-    services = Services(config=config, clock=clock)
+    services = Services(clock=clock)
     chain = milterfilters.build_chain(config, services=services)
     outcomes = [send(chain) for _ in range(3)]
     for outcome in outcomes:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import milterfilters
 from milterfilters.config import config_from_dict
-from milterfilters.schema import ConfigError
+from milterfilters.core.schema import ConfigError
 
 RELAY_CONFIG: dict[str, Any] = {
     "trusted_networks": ["127.0.0.0/8", "::1/128", "192.0.2.0/24", "2001:db8:1::/48"],

@@ -9,8 +9,8 @@ import Milter
 
 from milterfilters.api import build_chain, evaluate
 from milterfilters.config import config_from_dict
+from milterfilters.core.verdict import HeaderDelete
 from milterfilters.milter.adapter import ChainHolder, make_milter_class
-from milterfilters.verdict import HeaderDelete
 from tests.test_adapter import PlainMTA
 
 OURS = "mx.test.example"

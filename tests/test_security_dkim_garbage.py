@@ -10,12 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from milterfilters.api import build_chain
-from milterfilters.arc import arc_sets, verify_arc
+from milterfilters.auth.arc import arc_sets, verify_arc
+from milterfilters.auth.dkim_keys import generate_key
+from milterfilters.auth.dkim_verify import verify_message
+from milterfilters.auth.dmarc_policy import authors
 from milterfilters.config import config_from_dict
-from milterfilters.context import Connection, HeaderField, Message
-from milterfilters.dkim_keys import generate_key
-from milterfilters.dkim_verify import verify_message
-from milterfilters.dmarc import authors
+from milterfilters.core.context import Connection, HeaderField, Message
 
 TAGS = ["v", "a", "b", "bh", "c", "d", "h", "i", "l", "q", "s", "t", "x", "z", "cv"]
 SAMPLES = [

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from milterfilters.config import load_config
+from milterfilters.config.socketspec import parse_socket_spec
 from milterfilters.milter.server import Supervisor
-from milterfilters.milter.socketspec import parse_socket_spec
 from tests.support.milterclient import MilterClient, added_headers, final_action, one_message
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n"
@@ -176,7 +176,7 @@ def test_bad_socket_spec_is_a_config_error(rundir: Path) -> None:
 
 
 def test_tcp_nodelay_is_set_on_the_listener_and_inherited() -> None:
-    from milterfilters.milter.socketspec import parse_socket_spec
+    from milterfilters.config.socketspec import parse_socket_spec
     from milterfilters.milter.worker import disable_nagle_on_listener
 
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -1,6 +1,6 @@
 import pytest
 
-from milterfilters.milter.socketspec import parse_socket_spec
+from milterfilters.config.socketspec import parse_socket_spec
 
 
 @pytest.mark.parametrize(

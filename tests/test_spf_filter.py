@@ -12,10 +12,10 @@ import spf as pyspf
 from dnslib import QTYPE, RR, TXT
 
 from milterfilters.api import Outcome, build_chain, evaluate
-from milterfilters.chain import Chain
 from milterfilters.config import config_from_dict, render_config
-from milterfilters.schema import ConfigError
-from milterfilters.verdict import Action
+from milterfilters.core.chain import Chain
+from milterfilters.core.schema import ConfigError
+from milterfilters.core.verdict import Action
 from tests.support.dnsserver import DnsTestServer, Fault, Reply, Zone
 
 MESSAGE = b"From: user@example.com\r\nTo: rcpt@dest.test\r\nSubject: hi\r\n\r\nhello\r\n"

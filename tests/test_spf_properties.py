@@ -8,14 +8,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from milterfilters.authresults import authserv_id_of, render_authentication_results
+from milterfilters.api import default_services
+from milterfilters.auth.authres_forgery import authserv_id_of
 from milterfilters.config import config_from_dict
-from milterfilters.context import Connection, Context, Envelope
+from milterfilters.core.authresults import render_authentication_results
+from milterfilters.core.context import Connection, Context, Envelope
+from milterfilters.core.services import Services
+from milterfilters.core.stages import Stage
+from milterfilters.core.verdict import HeaderAdd
 from milterfilters.dns import Resolver
-from milterfilters.filters.spf import RESULTS, SpfFilter
-from milterfilters.services import Services
-from milterfilters.stages import Stage
-from milterfilters.verdict import HeaderAdd
+from milterfilters.spf.filter import RESULTS, SpfFilter
 from tests.support.dnsserver import DnsTestServer, Zone
 
 SPF_SYMBOLS = {f"SPF_{r.upper()}" for r in RESULTS} | {f"SPF_HELO_{r.upper()}" for r in RESULTS}
@@ -41,7 +43,7 @@ def spf_filter() -> Iterator[SpfFilter]:
             }
         )
         resolver = Resolver([server.address], timeout=0.5)
-        services = Services(config=config, resolver_factory=lambda _: resolver)
+        services = default_services(config, Services(resolver_factory=lambda: resolver))
         yield SpfFilter(config.filter("spf").options, services)
 
 

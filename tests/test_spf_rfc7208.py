@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from milterfilters.api import build_chain
-from milterfilters.chain import Chain
 from milterfilters.config import config_from_dict
-from milterfilters.context import Connection
+from milterfilters.core.chain import Chain
+from milterfilters.core.context import Connection
 from tests.support.dnsserver import DnsTestServer
 from tests.support.spfsuite import SuiteCase, SuiteZone, load_cases, suite_file
 

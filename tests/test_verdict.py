@@ -1,7 +1,7 @@
 import pytest
 
-from milterfilters.stages import LEGAL_ACTIONS, Stage, is_legal
-from milterfilters.verdict import Action, Finding, HeaderAdd, ReplyError, SmtpReply, Verdict
+from milterfilters.core.stages import LEGAL_ACTIONS, Stage, is_legal
+from milterfilters.core.verdict import Action, Finding, HeaderAdd, ReplyError, SmtpReply, Verdict
 
 
 def test_reply_code_class_must_match_enhanced_code() -> None:

@@ -15,8 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from milterfilters import Context, Filter, Finding, Verdict
-from milterfilters.schema import doc
+from milterfilters import Context, Filter, Finding, Services, Verdict, doc
 
 
 @dataclass(frozen=True)
@@ -40,8 +39,8 @@ class SubjectRulesFilter(Filter):
     needs_headers = True
     options: SubjectRulesOptions
 
-    def __init__(self, options: SubjectRulesOptions, services: object) -> None:
-        super().__init__(options, services)  # type: ignore[arg-type]
+    def __init__(self, options: SubjectRulesOptions, services: Services) -> None:
+        super().__init__(options, services)
         # compiled once at start-up and shared by every connection (no per-message state)
         self.compiled = [re.compile(p) for p in options.patterns]
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from milterfilters.classifier.paths import DEFAULT_MODEL_DIR
 from milterfilters.classifier.sources import LabelledMessage, SourceError, iter_corpus, read_split_file
+from milterfilters.core.errors import UsageError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,7 +75,6 @@ def register(subparsers: Any) -> None:
 
 
 def _messages(args: argparse.Namespace) -> Iterator[LabelledMessage]:
-    from milterfilters.cli import UsageError
 
     if not (args.ham or args.spam or args.corpus):
         raise UsageError("give --ham/--spam paths or --corpus with --split-file")
@@ -99,7 +99,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from milterfilters.classifier.model import load_model, save_model
     from milterfilters.classifier.training import TrainingError, collect, train, update
     from milterfilters.classifier.vectorize import FeatureSettings
-    from milterfilters.cli import UsageError
 
     started = time.perf_counter()
     out = Path(args.out)
@@ -143,8 +142,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _thresholds(config_path: str | None) -> tuple[float, float]:
     """``spam_threshold`` and ``high_threshold`` of ``[classifier]`` (defaults without a config)."""
+    from milterfilters.classifier.filter import ClassifierOptions
     from milterfilters.config import load_config
-    from milterfilters.filters.classifier import ClassifierOptions
 
     options = (
         ClassifierOptions() if config_path is None else load_config(config_path).filter("classifier").options
@@ -174,7 +173,6 @@ def _score(
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from milterfilters.classifier.evaluation import summarize
-    from milterfilters.cli import UsageError
 
     threshold, high = _thresholds(args.config)
     names, labels, scores, elapsed = _score(_messages(args), args.model)

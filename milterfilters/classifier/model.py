@@ -9,7 +9,7 @@ A model directory holds
 * ``SHA256SUMS`` — checksums of both files (``sha256sum -c`` can check them too).
 
 Loading checks the checksums, the format and the feature version; anything wrong raises
-:class:`ModelError`, a :class:`~milterfilters.schema.ConfigError`, so start-up stops with
+:class:`ModelError`, a :class:`~milterfilters.core.schema.ConfigError`, so start-up stops with
 a clear message instead of scoring mail with a broken model.
 """
 
@@ -31,7 +31,7 @@ import numpy as np
 from milterfilters.classifier.features import MessageFeatures
 from milterfilters.classifier.paths import DEFAULT_MODEL_DIR
 from milterfilters.classifier.vectorize import FeatureSettings, Vectorizer, token_values
-from milterfilters.schema import ConfigError
+from milterfilters.core.schema import ConfigError
 
 MODEL_FORMAT = "milterfilters-linear/1"
 MODEL_FILE = "model.json"

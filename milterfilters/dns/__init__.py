@@ -1,14 +1,17 @@
-"""DNS for the authentication filters: one caching resolver, shared and injected."""
+"""DNS for the authentication filters: one caching resolver, shared and injected.
 
-from __future__ import annotations
+Modules:
 
-from typing import TYPE_CHECKING
+* ``resolver`` — :class:`Resolver` (dnspython, TTL cache, timeouts, counters) and per-check
+  :class:`BudgetedResolver` views
+* ``cache``    — the TTL cache (negative answers included)
+* ``budget``   — :func:`budgeted_txt_lookup`: TXT lookups for one message under one budget
+* ``errors``   — :class:`DnsError` and its kinds (temporary, timeout, budget exhausted)
+"""
 
+from milterfilters.dns.budget import TxtLookup, budgeted_txt_lookup
 from milterfilters.dns.errors import DnsBudgetExhausted, DnsError, DnsTemporaryError, DnsTimeout
 from milterfilters.dns.resolver import BudgetedResolver, DnsLookups, Resolver, parse_nameserver
-
-if TYPE_CHECKING:
-    from milterfilters.services import Services
 
 __all__ = [
     "BudgetedResolver",
@@ -18,18 +21,7 @@ __all__ = [
     "DnsTemporaryError",
     "DnsTimeout",
     "Resolver",
-    "make_resolver",
+    "TxtLookup",
+    "budgeted_txt_lookup",
     "parse_nameserver",
 ]
-
-
-def make_resolver(services: Services) -> Resolver:
-    """The resolver ``[dns]`` describes, counting into ``services.metrics``."""
-    cfg = services.config.dns
-    return Resolver(
-        cfg.nameservers,
-        timeout=cfg.timeout,
-        cache_size=cfg.cache_size,
-        lookup_budget=cfg.lookup_budget,
-        metrics=services.metrics,
-    )

@@ -22,9 +22,9 @@ import dns.rdata
 import dns.rdatatype
 import dns.resolver
 
+from milterfilters.core.metrics import Metrics
 from milterfilters.dns.cache import TtlCache
 from milterfilters.dns.errors import DnsBudgetExhausted, DnsError, DnsTemporaryError, DnsTimeout
-from milterfilters.metrics import Metrics
 
 Records = tuple[dns.rdata.Rdata, ...]
 

@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 
 import Milter
 
-from milterfilters.chain import Chain, Session
-from milterfilters.context import Auth, Connection, HeaderField, Message, TlsInfo, strip_angle_brackets
-from milterfilters.stages import Stage
-from milterfilters.verdict import Action, Decision, HeaderDelete, HeaderPosition
+from milterfilters.core.chain import Chain, Session
+from milterfilters.core.context import Auth, Connection, HeaderField, Message, TlsInfo, strip_angle_brackets
+from milterfilters.core.stages import Stage
+from milterfilters.core.verdict import Action, Decision, HeaderDelete, HeaderPosition
 
 log = logging.getLogger("milterfilters.milter")
 

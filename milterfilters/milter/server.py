@@ -25,9 +25,9 @@ import time
 from types import FrameType
 
 from milterfilters.config import Config, load_config
-from milterfilters.milter.socketspec import SocketSpec, parse_socket_spec
+from milterfilters.config.socketspec import SocketSpec, parse_socket_spec
+from milterfilters.core.schema import ConfigError
 from milterfilters.milter.worker import configure_logging
-from milterfilters.schema import ConfigError
 
 log = logging.getLogger("milterfilters.supervisor")
 

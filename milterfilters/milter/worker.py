@@ -20,12 +20,11 @@ import threading
 import Milter
 import milter as libmilter
 
-from milterfilters import decisionlog
 from milterfilters.api import build_chain
 from milterfilters.config import Config, load_config
+from milterfilters.config.socketspec import SocketSpec, parse_socket_spec, why_cannot_listen
+from milterfilters.core.schema import ConfigError
 from milterfilters.milter.adapter import MILTER_FLAGS, ChainHolder, make_milter_class
-from milterfilters.milter.socketspec import SocketSpec, parse_socket_spec, why_cannot_listen
-from milterfilters.schema import ConfigError
 
 log = logging.getLogger("milterfilters.worker")
 
@@ -37,7 +36,6 @@ def configure_logging(config: Config) -> None:
         stream=sys.stderr,
         force=True,
     )
-    decisionlog.LOG_FORMAT = config.logging.format
 
 
 def _set_callbacks(milter_class: type[Milter.Base]) -> None:

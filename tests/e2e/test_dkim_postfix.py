@@ -8,7 +8,7 @@ from __future__ import annotations
 import dkim
 import pytest
 
-from milterfilters.dkim_keys import PrivateKey, generate_key
+from milterfilters.auth.dkim_keys import PrivateKey, generate_key
 from tests.support.dnsserver import DnsTestServer, Zone
 
 from .mta import MailStack, make_message

@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from milterfilters.api import build_chain, default_services
-from milterfilters.chain import Chain
 from milterfilters.config import config_from_dict
+from milterfilters.core.chain import Chain
 from tests.support.dnsserver import DnsTestServer
 
 AUTHSERV_ID = "mx.test.example"

@@ -1,0 +1,138 @@
+"""DKIM verification of every signature on a message, and ARC chain validation.
+
+One finding per signature (``DKIM_PASS``, ``DKIM_FAIL``, ``DKIM_TEMPERROR``,
+``DKIM_PERMERROR``; ``DKIM_NONE`` for an unsigned message) naming the signing domain and
+selector, and one ``dkim=`` result per signature in Authentication-Results
+(``header.d``, ``header.s``, ``header.b``). Outbound mail is not verified by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from milterfilters.auth.arc import verify_arc
+from milterfilters.auth.dkim_verify import SignatureResult, verify_message
+from milterfilters.core.context import Context
+from milterfilters.core.filter import Filter
+from milterfilters.core.schema import doc
+from milterfilters.core.services import Services
+from milterfilters.core.verdict import AuthResult, Finding, Verdict
+from milterfilters.dns import budgeted_txt_lookup
+from milterfilters.mail.outbound import is_outbound, trusted_networks
+
+_SYMBOLS = {
+    "pass": "DKIM_PASS",
+    "fail": "DKIM_FAIL",
+    "temperror": "DKIM_TEMPERROR",
+    "permerror": "DKIM_PERMERROR",
+    "neutral": "DKIM_UNVERIFIED",
+}
+
+
+@dataclass(frozen=True)
+class DkimOptions:
+    min_rsa_bits: int = doc("smallest RSA key accepted; RFC 8301 forbids less than 1024", 1024)
+    clock_skew: int = doc("seconds of clock difference tolerated for t= (future) and x= (expiry)", 300)
+    max_signatures: int = doc("signatures verified per message; further ones are not checked", 10)
+    accept_length_limited: bool = doc(
+        "count a signature whose l= leaves part of the body unsigned as a pass "
+        "(content can be appended to such a message); false reports it as dkim=policy",
+        True,
+    )
+    arc: bool = doc("validate the ARC chain (RFC 8617) and report arc= in Authentication-Results", True)
+    check_outbound: bool = doc(
+        "also verify mail from authenticated clients and the relay filter's trusted networks", False
+    )
+
+    def validate(self) -> None:
+        if self.min_rsa_bits < 1024:
+            raise ValueError("min_rsa_bits below 1024 is forbidden by RFC 8301")
+        if self.clock_skew < 0 or self.max_signatures < 1:
+            raise ValueError("clock_skew must be >= 0 and max_signatures >= 1")
+
+
+class DkimFilter(Filter):
+    """Verifies DKIM signatures (rsa-sha256, ed25519-sha256) and the ARC chain."""
+
+    name = "dkim"
+    enabled_by_default = False  # asks DNS for every signed message: enabled in the configuration
+    Options = DkimOptions
+    options: DkimOptions
+    symbols: ClassVar[dict[str, float]] = {
+        "DKIM_PASS": -0.2,
+        "DKIM_FAIL": 1.0,
+        "DKIM_TEMPERROR": 0.0,
+        "DKIM_PERMERROR": 0.0,
+        "DKIM_NONE": 0.0,
+        "DKIM_UNSIGNED_BODY": 1.0,
+        "DKIM_UNVERIFIED": 0.0,
+        "ARC_PASS": 0.0,
+        "ARC_FAIL": 1.0,
+        "ARC_TEMPERROR": 0.0,
+    }
+    needs_body = True
+
+    def __init__(self, options: DkimOptions, services: Services) -> None:
+        super().__init__(options, services)
+        self.trusted_networks = trusted_networks(services, ())
+
+    def eom(self, ctx: Context) -> Verdict | None:
+        assert ctx.message is not None
+        if not self.options.check_outbound and is_outbound(ctx, self.trusted_networks):
+            return None
+        if ctx.message.body_truncated:
+            reason = "message larger than [milter] max_body_bytes"
+            return Verdict(
+                findings=(Finding("DKIM_UNVERIFIED", reason),),
+                auth_results=(AuthResult("dkim", "neutral", reason=reason),),
+            )
+        raw = ctx.message.raw()
+        lookup = budgeted_txt_lookup(self.services)
+        results = verify_message(
+            raw,
+            lookup,
+            now=self.services.clock(),
+            min_rsa_bits=self.options.min_rsa_bits,
+            clock_skew=self.options.clock_skew,
+            max_signatures=self.options.max_signatures,
+        )
+        findings: list[Finding] = []
+        auth: list[AuthResult] = []
+        if not results:
+            findings.append(Finding("DKIM_NONE", "message is not signed"))
+            auth.append(AuthResult("dkim", "none"))
+        for r in results:
+            f, a = self._report(r)
+            findings += f
+            auth.append(a)
+        if self.options.arc:
+            arc = verify_arc(raw, lookup, min_rsa_bits=self.options.min_rsa_bits)
+            comment = " ".join(arc.sealers)
+            auth.append(AuthResult("arc", arc.result, reason=arc.reason, comment=comment))
+            if arc.result != "none":
+                detail = f"{comment} {arc.reason}".strip()
+                findings.append(Finding(f"ARC_{arc.result.upper()}", detail))
+        return Verdict(findings=tuple(findings), auth_results=tuple(auth))
+
+    def _report(self, r: SignatureResult) -> tuple[list[Finding], AuthResult]:
+        result = r.result
+        findings = []
+        if r.unsigned_body_bytes:
+            findings.append(
+                Finding(
+                    "DKIM_UNSIGNED_BODY", f"{r.label}: l= leaves {r.unsigned_body_bytes} body bytes unsigned"
+                )
+            )
+            if result == "pass" and not self.options.accept_length_limited:
+                result = "policy"
+        symbol = "DKIM_FAIL" if result == "policy" else _SYMBOLS[result]
+        detail = f"{r.label}" + (f": {r.reason}" if r.reason else "")
+        findings.insert(0, Finding(symbol, detail))
+        props = tuple(
+            (k, v)
+            for k, v in (("header.d", r.domain), ("header.s", r.selector), ("header.b", r.signature_prefix))
+            if v
+        )
+        comment = f"{r.key_bits}-bit key" if result == "pass" and r.key_bits else ""
+        return findings, AuthResult("dkim", result, properties=props, reason=r.reason, comment=comment)

@@ -1,0 +1,256 @@
+"""DMARC (RFC 7489): policy discovery, identifier alignment and the policy to apply.
+
+Pure logic over a TXT lookup: no filter machinery here, so the allow-list and tests use it
+as well. Organizational domains come from the Public Suffix List that the
+``publicsuffixlist`` package ships (no network at run time).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from email.utils import getaddresses
+
+from publicsuffixlist import PublicSuffixList
+
+from milterfilters.core.context import Context, Message
+from milterfilters.dns import DnsTemporaryError, TxtLookup
+
+POLICIES = ("none", "quarantine", "reject")
+_DOWNGRADE = {"reject": "quarantine", "quarantine": "none", "none": "none"}
+_RESULT_SEVERITY = {"pass": 0, "none": 1, "permerror": 2, "temperror": 3, "fail": 4}
+
+
+class DmarcRecordError(ValueError):
+    """A DMARC record (or set of records) that cannot be used."""
+
+
+@dataclass(frozen=True)
+class DmarcRecord:
+    """The tags of a DMARC record that matter to a receiver."""
+
+    policy: str  # p=
+    subdomain_policy: str | None = None  # sp=
+    percent: int = 100  # pct=
+    dkim_strict: bool = False  # adkim=s
+    spf_strict: bool = False  # aspf=s
+
+
+def _tags(text: str) -> list[tuple[str, str]]:
+    out = []
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise DmarcRecordError(f"not a tag=value pair: {part.strip()!r}")
+        out.append((key.strip().lower(), value.strip()))
+    return out
+
+
+def parse_record(text: str) -> DmarcRecord:
+    """Parse a DMARC TXT record; raises :class:`DmarcRecordError` when it is unusable.
+
+    As RFC 7489 6.6.3 says, a record whose ``p`` (or ``sp``) is missing or invalid counts
+    as ``p=none`` when it names a report address (``rua``), and is unusable otherwise.
+    """
+    tags = _tags(text)
+    if not tags or tags[0] != ("v", "DMARC1"):
+        raise DmarcRecordError("record does not start with v=DMARC1")
+    values = dict(tags)
+    has_rua = bool(values.get("rua", "").strip())
+    policy = values.get("p", "").lower()
+    subdomain_policy = values["sp"].lower() if "sp" in values else None
+    if policy not in POLICIES or (subdomain_policy is not None and subdomain_policy not in POLICIES):
+        if not has_rua:
+            raise DmarcRecordError(f"invalid policy p={values.get('p', '')!r}")
+        policy, subdomain_policy = "none", None
+    try:
+        percent = int(values.get("pct", "100"))
+    except ValueError:
+        raise DmarcRecordError(f"pct={values['pct']!r} is not a number") from None
+    if not 0 <= percent <= 100:
+        raise DmarcRecordError(f"pct={percent} is not between 0 and 100")
+    modes = {}
+    for tag in ("adkim", "aspf"):
+        mode = values.get(tag, "r").lower()
+        if mode not in ("r", "s"):
+            raise DmarcRecordError(f"{tag}={mode!r} is neither r nor s")
+        modes[tag] = mode == "s"
+    return DmarcRecord(policy, subdomain_policy, percent, modes["adkim"], modes["aspf"])
+
+
+@functools.cache
+def _psl() -> PublicSuffixList:
+    return PublicSuffixList()
+
+
+def organizational_domain(domain: str) -> str:
+    """The registered domain of ``domain`` (RFC 7489 3.2); a public suffix is its own."""
+    domain = domain.lower().rstrip(".")
+    return _psl().privatesuffix(domain) or domain
+
+
+def is_aligned(identifier: str, author_domain: str, *, strict: bool) -> bool:
+    """Identifier alignment: equal domains (strict) or equal organizational domains (relaxed)."""
+    a, b = identifier.lower().rstrip("."), author_domain.lower().rstrip(".")
+    if not a or not b:
+        return False
+    if strict:
+        return a == b
+    return organizational_domain(a) == organizational_domain(b)
+
+
+@dataclass(frozen=True)
+class DiscoveredPolicy:
+    """A DMARC record and where it was found."""
+
+    record: DmarcRecord
+    domain: str  # the domain whose _dmarc record this is
+    from_organizational_domain: bool  # found at the organizational domain, not the author's
+
+
+def discover_policy(author_domain: str, lookup_txt: TxtLookup) -> DiscoveredPolicy | None:
+    """Find the DMARC record for ``author_domain`` (RFC 7489 6.6.3), or None.
+
+    Raises :class:`DmarcRecordError` for an unusable record and
+    :class:`~milterfilters.dns.DnsTemporaryError` when DNS cannot answer now.
+    """
+    author_domain = author_domain.lower().rstrip(".")
+    org = organizational_domain(author_domain)
+    for domain in dict.fromkeys((author_domain, org)):
+        texts = [t.decode("utf-8", "replace") for t in lookup_txt(f"_dmarc.{domain}")]
+        records = [t for t in texts if t.replace(" ", "").replace("\t", "").startswith("v=DMARC1")]
+        if len(records) > 1:
+            raise DmarcRecordError(f"several DMARC records at _dmarc.{domain}")
+        if records:
+            return DiscoveredPolicy(parse_record(records[0]), domain, domain != author_domain)
+    return None
+
+
+@dataclass(frozen=True)
+class DmarcResult:
+    """What DMARC says about one author domain."""
+
+    result: str  # pass, fail, none, temperror, permerror
+    author_domain: str
+    policy: str = "none"  # the policy the domain asks for (p, or sp for a subdomain)
+    disposition: str = "none"  # what to do after pct sampling
+    record_domain: str = ""
+    spf_aligned: bool = False
+    dkim_aligned: bool = False
+    reason: str = ""
+
+    @property
+    def severity(self) -> tuple[int, int]:
+        return POLICIES.index(self.disposition), _RESULT_SEVERITY[self.result]
+
+
+def evaluate(
+    author_domain: str,
+    identifiers: Identifiers,
+    *,
+    lookup_txt: TxtLookup,
+    sample: Callable[[], float],
+) -> DmarcResult:
+    """Evaluate DMARC for one author domain with what SPF and DKIM established.
+
+    A message that would fail while an aligned identifier's check could not be completed
+    (DNS) is a ``temperror``, not a ``fail``: it might have passed. ``sample()`` returns a
+    number in [0, 1) to apply ``pct``.
+    """
+    if not author_domain:
+        return DmarcResult("permerror", "", reason="no domain in the From address")
+    try:
+        found = discover_policy(author_domain, lookup_txt)
+    except DnsTemporaryError as e:
+        return DmarcResult("temperror", author_domain, reason=f"DNS: {e}")
+    except DmarcRecordError as e:
+        return DmarcResult("permerror", author_domain, reason=str(e))
+    if found is None:
+        return DmarcResult("none", author_domain, reason="no DMARC record")
+    record = found.record
+    spf_ok = any(is_aligned(d, author_domain, strict=record.spf_strict) for d in identifiers.spf)
+    dkim_ok = any(is_aligned(d, author_domain, strict=record.dkim_strict) for d in identifiers.dkim)
+    policy = record.policy
+    if found.from_organizational_domain and record.subdomain_policy is not None:
+        policy = record.subdomain_policy
+    common = dict(
+        author_domain=author_domain,
+        policy=policy,
+        record_domain=found.domain,
+        spf_aligned=spf_ok,
+        dkim_aligned=dkim_ok,
+    )
+    if spf_ok or dkim_ok:
+        return DmarcResult("pass", **common)  # type: ignore[arg-type]
+    disposition = policy if sample() * 100 < record.percent else _DOWNGRADE[policy]
+    undecided = [d for d in identifiers.undecided if is_aligned(d, author_domain, strict=False)]
+    if undecided:
+        reason = f"result for aligned {undecided[0]} unknown (DNS)"
+        return DmarcResult("temperror", disposition=disposition, reason=reason, **common)  # type: ignore[arg-type]
+    reason = "" if disposition == policy else f"pct={record.percent} sampled out"
+    return DmarcResult("fail", disposition=disposition, reason=reason, **common)  # type: ignore[arg-type]
+
+
+def strictest(results: Sequence[DmarcResult]) -> DmarcResult:
+    """The result to act on when a message has several author domains (RFC 7489 6.6.1)."""
+    return max(results, key=lambda r: r.severity)
+
+
+@dataclass(frozen=True)
+class Authors:
+    """The RFC5322.From of a message: how many From fields, and the domains they name."""
+
+    field_count: int
+    domains: tuple[str, ...]  # in order, without repeats; "" for an address without a domain
+
+
+def authors(message: Message) -> Authors:
+    """The author domains of ``message`` over every From field."""
+    values = message.get_all("From")
+    domains: dict[str, None] = {}
+    for _, address in getaddresses(values):
+        if address:
+            domains[address.rpartition("@")[2].lower().rstrip(".") if "@" in address else ""] = None
+    if values and not domains:
+        domains[""] = None
+    return Authors(len(values), tuple(domains))
+
+
+@dataclass(frozen=True)
+class Identifiers:
+    """The domains SPF and DKIM authenticated for a message, and those whose check failed
+    temporarily (their result is unknown)."""
+
+    spf: tuple[str, ...] = ()
+    dkim: tuple[str, ...] = ()
+    undecided: tuple[str, ...] = ()
+
+
+def authenticated_domains(ctx: Context) -> Identifiers:
+    """What our own SPF and DKIM results (in ``ctx.auth_results``) establish.
+
+    SPF counts for its MAIL FROM domain, and for the HELO name only when the MAIL FROM is
+    null (RFC 7489 3.1.2). DKIM counts for each passing signature's ``d=``.
+    """
+    null_sender = ctx.envelope is not None and ctx.envelope.is_null_sender
+    found: dict[str, list[str]] = {"spf": [], "dkim": [], "undecided": []}
+    for r in ctx.auth_results:
+        props = dict(r.properties)
+        domain = ""
+        if r.method == "spf":
+            if props.get("smtp.mailfrom"):
+                domain = props["smtp.mailfrom"].rpartition("@")[2]
+            elif null_sender and props.get("smtp.helo"):
+                domain = props["smtp.helo"]
+        elif r.method == "dkim":
+            domain = props.get("header.d", "")
+        if not domain:
+            continue
+        if r.result == "pass":
+            found[r.method].append(domain.lower())
+        elif r.result == "temperror":
+            found["undecided"].append(domain.lower())
+    return Identifiers(*(tuple(found[k]) for k in ("spf", "dkim", "undecided")))

@@ -1,0 +1,26 @@
+"""Configuration: TOML validated into typed objects at start-up.
+
+Modules:
+
+* ``sections``   — the configuration's own sections: ``[milter]``, ``[dns]``, ``[actions]``, ``[logging]``
+* ``loader``     — :class:`Config`, :func:`load_config` (a TOML file) and :func:`config_from_dict`
+* ``registry``   — where filter classes come from: built-ins and the ``milterfilters.filters`` entry points
+* ``render``     — ``milterfilters config``: the effective configuration as commented TOML
+* ``socketspec`` — the ``[milter] socket`` setting (``unix:/path``, ``inet:HOST:PORT``)
+"""
+
+from milterfilters.config.loader import Config, FilterSpec, config_from_dict, load_config
+from milterfilters.config.render import render_config
+from milterfilters.config.sections import ActionsSection, DnsSection, LoggingSection, MilterSection
+
+__all__ = [
+    "ActionsSection",
+    "Config",
+    "DnsSection",
+    "FilterSpec",
+    "LoggingSection",
+    "MilterSection",
+    "config_from_dict",
+    "load_config",
+    "render_config",
+]

@@ -1,0 +1,105 @@
+"""The configuration's own sections: ``[milter]``, ``[dns]``, ``[actions]``, ``[logging]``.
+
+Each is a frozen dataclass whose fields carry their documentation (``doc``) and whose
+``validate`` refuses values that could not work, so a bad value fails at start-up, naming
+the file and key.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import Literal
+
+from milterfilters.core.schema import doc
+
+
+@dataclass(frozen=True)
+class MilterSection:
+    """How the milter listens and talks to the MTA."""
+
+    socket: str = doc(
+        "where to listen: unix:/path, inet:HOST:PORT (Postfix style) or inet:PORT@HOST "
+        "(libmilter style); unix sockets are fastest",
+        "inet:127.0.0.1:8899",
+    )
+    socket_mode: str = doc("permissions of a unix socket (octal)", "0660")
+    socket_group: str = doc("group of a unix socket (e.g. postfix); empty keeps the default", "")
+    authserv_id: str = doc("authserv-id in Authentication-Results; empty means this host's name", "")
+    name: str = doc("milter name (Sendmail's INPUT_MAIL_FILTER name)", "milterfilters")
+    timeout: int = doc("seconds to wait for the MTA before dropping a milter connection", 600)
+    max_body_bytes: int = doc(
+        "body bytes kept for content filters; the rest is counted, not stored", 10 * 1024 * 1024
+    )
+    stop_timeout: float = doc("seconds to wait for connections to finish on SIGTERM", 10.0)
+
+    def validate(self) -> None:
+        try:
+            mode = int(self.socket_mode, 8)
+        except ValueError:
+            raise ValueError(f"socket_mode must be octal like 0660, got {self.socket_mode!r}") from None
+        if not 0 <= mode <= 0o777:
+            raise ValueError("socket_mode must be between 0000 and 0777")
+        if self.max_body_bytes < 0:
+            raise ValueError("max_body_bytes must not be negative")
+        from milterfilters.config.socketspec import parse_socket_spec
+
+        parse_socket_spec(self.socket)
+
+    @property
+    def effective_authserv_id(self) -> str:
+        return self.authserv_id or socket.getfqdn()
+
+
+@dataclass(frozen=True)
+class DnsSection:
+    """The resolver shared by SPF, DKIM and DMARC."""
+
+    nameservers: tuple[str, ...] = doc(
+        "servers to ask, as host or host:port; empty uses the system resolver",
+        default_factory=tuple,
+    )
+    timeout: float = doc("seconds per DNS query, and per message for each filter's checks", 5.0)
+    cache_size: int = doc("answers kept in the TTL cache (negative answers included); 0 = no cache", 10000)
+    lookup_budget: int = doc("DNS lookups one check may make (cache hits count) before temperror", 250)
+
+    def validate(self) -> None:
+        if self.timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if self.cache_size < 0:
+            raise ValueError("cache_size must not be negative")
+        if self.lookup_budget < 1:
+            raise ValueError("lookup_budget must be at least 1")
+        from milterfilters.dns.resolver import parse_nameserver
+
+        for spec in self.nameservers:
+            parse_nameserver(spec)
+
+
+@dataclass(frozen=True)
+class ActionsSection:
+    """Score thresholds that turn the total score into an action."""
+
+    tag: float | None = doc("score at which the message is tagged (headers, subject prefix)", 6.0)
+    quarantine: float | None = doc("score at which the message is quarantined at the MTA", None)
+    reject: float | None = doc("score at which the message is rejected", 15.0)
+    subject_prefix: str = doc("prefix for the Subject of tagged mail, e.g. [SPAM]", "")
+    status_headers: bool = doc(
+        "add X-Milterfilters-Score/-Symbols (X-Spam-Flag on tagged mail) to accepted mail", True
+    )
+    reject_text: str = doc("text of the reply when the score rejects", "Message rejected as spam")
+
+    def validate(self) -> None:
+        ordered = [t for t in (self.tag, self.quarantine, self.reject) if t is not None]
+        if ordered != sorted(ordered):
+            raise ValueError("thresholds must satisfy tag <= quarantine <= reject")
+        if any(c in self.subject_prefix for c in "\r\n"):
+            raise ValueError("subject_prefix must be one line")
+
+
+@dataclass(frozen=True)
+class LoggingSection:
+    """Log output."""
+
+    level: Literal["debug", "info", "warning", "error"] = doc("log level", "info")
+    format: Literal["text", "json"] = doc("one line per decision, as key=value text or JSON", "text")

@@ -1,0 +1,58 @@
+"""Turn raw message bytes (a file, stdin, an mbox entry) into a :class:`Message`.
+
+Tolerant by design: an mbox ``From `` line is skipped, LF or CRLF line ends are accepted,
+8-bit bytes are kept (as surrogate escapes in header values), a line that is not a header
+field ends the header block, as Postfix's cleanup does. Never raises on content.
+"""
+
+from __future__ import annotations
+
+import re
+
+from milterfilters.core.context import HeaderField, Message
+
+_FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:(.*)$", re.DOTALL)
+
+
+def parse_message(raw: bytes, *, max_body_bytes: int | None = None) -> Message:
+    """Split ``raw`` into header fields and a CRLF body; keep at most ``max_body_bytes``."""
+    if raw.startswith(b"From "):
+        raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
+    lines = raw.split(b"\n")
+    headers: list[tuple[bytes, bytes]] = []
+    i = 0
+    body_start = len(lines)
+    while i < len(lines):
+        line = lines[i].removesuffix(b"\r")
+        if line == b"":
+            body_start = i + 1
+            break
+        if line[:1] in (b" ", b"\t") and headers:
+            name, value = headers[-1]
+            headers[-1] = (name, value + b"\r\n" + line)
+            i += 1
+            continue
+        m = _FIELD.match(line)
+        if not m:
+            body_start = i  # not a header: the body starts here
+            break
+        headers.append((m.group(1), m.group(2)))
+        i += 1
+    body_lines = lines[body_start:]
+    if body_lines and body_lines[-1] in (b"", b"\r"):
+        body_lines = body_lines[:-1]
+        body = b"".join(line.removesuffix(b"\r") + b"\r\n" for line in body_lines)
+    else:
+        body = b"\r\n".join(line.removesuffix(b"\r") for line in body_lines)
+    size = len(body)
+    truncated = max_body_bytes is not None and size > max_body_bytes
+    if truncated:
+        body = body[:max_body_bytes]
+    fields = tuple(
+        HeaderField(
+            name.decode("ascii", "surrogateescape"),
+            value.decode("utf-8", "surrogateescape"),
+        )
+        for name, value in headers
+    )
+    return Message(headers=fields, body=body, size=size, body_truncated=truncated)

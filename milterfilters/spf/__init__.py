@@ -1,0 +1,8 @@
+"""SPF (RFC 7208) for MAIL FROM and HELO (docs/spf.md).
+
+Modules:
+
+* ``filter``        — :class:`SpfFilter`: findings, actions, Authentication-Results and Received-SPF
+* ``pyspf_adapter`` — the one place pyspf is called, through our resolver (its module global is
+  confined here)
+"""
