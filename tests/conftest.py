@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,11 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.dnsserver import DnsTestServer
+from tests.support.paths import CORPUS_ARCHIVE
 from tests.support.redisserver import RedisTestServer, free_loopback_port
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MILTERFILTERS_SHARED", PROJECT_ROOT.parent / "shared"))
-CORPUS_ARCHIVE = SHARED / "corpora" / "spamassassin.tar.xz"
 
 
 @pytest.fixture(scope="session")

@@ -23,30 +23,6 @@ XCLIENT = {
 }
 
 
-def test_plain_mail_is_delivered_with_status_headers(postfix_stack: MailStack) -> None:
-    scenarios.plain_mail_is_delivered_with_status_headers(postfix_stack)
-
-
-def test_plain_mail_is_delivered_with_the_milter_on_tcp(postfix_with_milter: StackFactory) -> None:
-    scenarios.plain_mail_is_delivered_with_status_headers(postfix_with_milter(transport="inet"))
-
-
-def test_gtube_is_rejected_at_end_of_data_and_not_delivered(postfix_stack: MailStack) -> None:
-    scenarios.gtube_is_rejected_at_end_of_data_and_not_delivered(postfix_stack)
-
-
-def test_tag_decision_delivers_with_spam_headers(postfix_with_milter: StackFactory) -> None:
-    scenarios.tag_decision_delivers_with_spam_headers(postfix_with_milter(scenarios.TAG_CONFIG))
-
-
-def test_absent_milter_tempfails_and_the_resent_mail_is_delivered(postfix_with_milter: StackFactory) -> None:
-    scenarios.absent_milter_tempfails_until_it_starts(postfix_with_milter(start_milter=False))
-
-
-def test_killed_milter_tempfails_and_nothing_is_lost(postfix_with_milter: StackFactory) -> None:
-    scenarios.killed_milter_tempfails_until_it_restarts(postfix_with_milter(private=True))
-
-
 def test_crashed_worker_tempfails_until_the_supervisor_restarts_it(postfix_with_milter: StackFactory) -> None:
     stack = postfix_with_milter(private=True)
     supervisor = stack.milter.pid
@@ -97,10 +73,6 @@ def test_sasl_auth_plain_login_reaches_the_milter(postfix_stack: MailStack) -> N
     scenarios.sasl_login_and_client_address_reach_the_milter(
         postfix_stack, xclient={"ADDR": "203.0.113.8"}, client="unknown[203.0.113.8]"
     )
-
-
-def test_wrong_sasl_password_is_refused(postfix_stack: MailStack) -> None:
-    scenarios.wrong_sasl_password_is_refused(postfix_stack)
 
 
 def test_each_recipient_gets_its_own_rcpt_reply(postfix_stack: MailStack) -> None:

@@ -8,60 +8,13 @@ from typing import Any, ClassVar
 
 import Milter
 import pytest
-from Milter import testctx
 
 from milterfilters.api import build_chain
 from milterfilters.config import config_from_dict
 from milterfilters.milter.adapter import ChainHolder, ChainMilter, make_milter_class
+from tests.support.plainmta import NO_REPLY_BITS, PlainMTA
 
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
-NO_REPLY_BITS = (
-    Milter.P_NR_CONN
-    | Milter.P_NR_HELO
-    | Milter.P_NR_MAIL
-    | Milter.P_NR_RCPT
-    | Milter.P_NR_DATA
-    | Milter.P_NR_UNKN
-    | Milter.P_NR_EOH
-    | Milter.P_NR_BODY
-    | Milter.P_NR_HDR
-)
-
-
-class PlainMTA(testctx.TestCtx):  # type: ignore[misc]
-    """An MTA that offers neither no-reply steps nor macro lists (TestCtx's flow assumes both off)."""
-
-    __test__ = False
-
-    offered: ClassVar[list[int]] = [
-        Milter.CURR_ACTS & ~Milter.SETSYMLIST,
-        0x1FFFFF & ~NO_REPLY_BITS & ~Milter.P_HDR_LEADSPC,
-        0,
-        0,
-    ]
-
-    def _negotiate(self) -> int:
-        self._body = None
-        self._priv = None
-        self._stage = -1
-        self._opts = list(self.offered)
-        rc: int = Milter.negotiate_callback(self, self._opts)
-        assert rc == Milter.CONTINUE
-        self._protocol = self._opts[1]
-        return rc
-
-    def __init__(self) -> None:
-        super().__init__(logfile="/dev/null")
-        self.added: list[tuple[str, str, int]] = []
-        self.changed: list[tuple[str, int, str | None]] = []
-
-    def addheader(self, field: str, value: str, idx: int) -> None:
-        self.added.append((field, value, idx))
-
-    def chgheader(self, field: str, idx: int, value: str | None) -> None:
-        self.changed.append((field, idx, value))
-
-
 def milter_ctx(toml: dict[str, Any] | None = None) -> PlainMTA:
     chain = build_chain(config_from_dict(toml or {}))
     Milter.factory = make_milter_class(ChainHolder(chain))

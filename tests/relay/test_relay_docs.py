@@ -2,16 +2,16 @@
 
 import re
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import milterfilters
 from milterfilters.config import config_from_dict
+from tests.support.paths import PROJECT_ROOT
 from tests.support.redisserver import RedisTestServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 EXAMPLE = ROOT / "examples" / "relay.toml"
 DOC = ROOT / "docs" / "relay.md"
 MESSAGE = b"Subject: test\r\n\r\nhello\r\n"

@@ -7,10 +7,10 @@ import dkim
 import pytest
 
 from milterfilters.api import evaluate
-from milterfilters.auth.dkim_keys import PrivateKey, generate_key
+from milterfilters.auth.dkim_keys import PrivateKey
 from milterfilters.core.schema import ConfigError
 from milterfilters.core.verdict import Action
-from tests.support.dnsserver import DnsTestServer, Zone
+from tests.support.dnsserver import DnsTestServer
 from tests.support.mailauth import auth_chain
 
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
@@ -23,21 +23,13 @@ SECTIONS = {
 }
 
 
-@pytest.fixture(scope="module")
-def key() -> PrivateKey:
-    return generate_key("ed25519")[1]
-
-
-@pytest.fixture
-def dns(dns_server: DnsTestServer, key: PrivateKey) -> DnsTestServer:
-    dns_server.zone = Zone(
-        {
-            "s._domainkey.mail.partner.example": [("TXT", key.public_record)],
-            "partner.example": [("TXT", "v=spf1 ip4:192.0.2.0/24 -all")],
-            "spoofer.example": [("TXT", "v=spf1 ip4:192.0.2.0/24 -all")],
-        }
-    )
-    return dns_server
+def zone_records(key: PrivateKey) -> dict[str, list[tuple[str, str]]]:
+    """What the ``dns`` fixture (tests/auth/conftest.py) serves for these tests."""
+    return {
+        "s._domainkey.mail.partner.example": [("TXT", key.public_record)],
+        "partner.example": [("TXT", "v=spf1 ip4:192.0.2.0/24 -all")],
+        "spoofer.example": [("TXT", "v=spf1 ip4:192.0.2.0/24 -all")],
+    }
 
 
 def judge(dns: DnsTestServer, message: bytes, mail_from: str, client_ip: str = "192.0.2.9"):  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ import pytest
 
 from milterfilters.api import evaluate
 from milterfilters.auth import dmarc_policy as dmarc
-from milterfilters.auth.dkim_keys import PrivateKey, generate_key
+from milterfilters.auth.dkim_keys import PrivateKey
 from milterfilters.auth.dmarc_policy import (
     DmarcRecord,
     DmarcRecordError,
@@ -17,7 +17,7 @@ from milterfilters.auth.dmarc_policy import (
     parse_record,
 )
 from milterfilters.core.verdict import Action
-from tests.support.dnsserver import DnsTestServer, Fault, Zone
+from tests.support.dnsserver import DnsTestServer, Fault
 from tests.support.mailauth import auth_chain, authentication_results
 
 # -- pure parts ------------------------------------------------------------------------
@@ -67,31 +67,23 @@ def test_pct_samples_and_downgrades() -> None:
 MAIL = b"From: %s\r\nTo: bob@test.example\r\nSubject: hello\r\nMessage-ID: <1@x>\r\n\r\nHello.\r\n"
 
 
-@pytest.fixture(scope="module")
-def key() -> PrivateKey:
-    return generate_key("ed25519")[1]
-
-
-@pytest.fixture
-def dns(dns_server: DnsTestServer, key: PrivateKey) -> DnsTestServer:
-    dns_server.zone = Zone(
-        {
-            "_dmarc.example.com": [("TXT", "v=DMARC1; p=reject; sp=quarantine; rua=mailto:d@example.com")],
-            "_dmarc.strict.example": [("TXT", "v=DMARC1; p=reject; adkim=s; aspf=s")],
-            "_dmarc.sub.strict.example": [("TXT", "v=DMARC1; p=none")],
-            "_dmarc.half.example": [("TXT", "v=DMARC1; p=reject; pct=0")],
-            "_dmarc.two.example": [("TXT", "v=DMARC1; p=reject"), ("TXT", "v=DMARC1; p=none")],
-            "_dmarc.slow.example": [("TXT", "v=DMARC1; p=reject")],
-            "_dmarc.other.example": [("TXT", "v=DMARC1; p=reject")],
-            "sel._domainkey.example.com": [("TXT", key.public_record)],
-            "sel._domainkey.mail.example.com": [("TXT", key.public_record)],
-            "sel._domainkey.strict.example": [("TXT", key.public_record)],
-            "sel._domainkey.mail.strict.example": [("TXT", key.public_record)],
-            "sel._domainkey.thirdparty.example": [("TXT", key.public_record)],
-            **{domain: [("TXT", record)] for domain, record in SPF_RECORDS.items()},
-        }
-    )
-    return dns_server
+def zone_records(key: PrivateKey) -> dict[str, list[tuple[str, str]]]:
+    """What the ``dns`` fixture (tests/auth/conftest.py) serves for these tests."""
+    return {
+        "_dmarc.example.com": [("TXT", "v=DMARC1; p=reject; sp=quarantine; rua=mailto:d@example.com")],
+        "_dmarc.strict.example": [("TXT", "v=DMARC1; p=reject; adkim=s; aspf=s")],
+        "_dmarc.sub.strict.example": [("TXT", "v=DMARC1; p=none")],
+        "_dmarc.half.example": [("TXT", "v=DMARC1; p=reject; pct=0")],
+        "_dmarc.two.example": [("TXT", "v=DMARC1; p=reject"), ("TXT", "v=DMARC1; p=none")],
+        "_dmarc.slow.example": [("TXT", "v=DMARC1; p=reject")],
+        "_dmarc.other.example": [("TXT", "v=DMARC1; p=reject")],
+        "sel._domainkey.example.com": [("TXT", key.public_record)],
+        "sel._domainkey.mail.example.com": [("TXT", key.public_record)],
+        "sel._domainkey.strict.example": [("TXT", key.public_record)],
+        "sel._domainkey.mail.strict.example": [("TXT", key.public_record)],
+        "sel._domainkey.thirdparty.example": [("TXT", key.public_record)],
+        **{domain: [("TXT", record)] for domain, record in SPF_RECORDS.items()},
+    }
 
 
 def signed(author: bytes, domain: str, key: PrivateKey) -> bytes:

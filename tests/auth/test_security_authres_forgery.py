@@ -11,7 +11,7 @@ from milterfilters.api import build_chain, evaluate
 from milterfilters.config import config_from_dict
 from milterfilters.core.verdict import HeaderDelete
 from milterfilters.milter.adapter import ChainHolder, make_milter_class
-from tests.test_adapter import PlainMTA
+from tests.support.plainmta import PlainMTA
 
 OURS = "mx.test.example"
 MESSAGE = (

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from milterfilters.config import load_config
-from tests.conftest import PROJECT_ROOT
+from tests.support.paths import PROJECT_ROOT
 
 EXAMPLES = sorted((PROJECT_ROOT / "examples").glob("*.toml"))
 

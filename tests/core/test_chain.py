@@ -137,7 +137,7 @@ def test_recipients_are_judged_one_by_one() -> None:
 
     f = scripted("relay", {Stage.RCPT: rcpt, Stage.EOM: eom})
     out = evaluate(chain_of(f), MSG, recipients=["a@local.test", "v@remote.test", "b@local.test"])
-    assert [r.action for r in out.recipients] == [Action.CONTINUE, Action.REJECT, Action.CONTINUE]
+    assert [r.action for r in out.recipients] == [Action.ACCEPT, Action.REJECT, Action.ACCEPT]
     refused = out.recipients[1].decision.reply
     assert refused is not None and refused.text == "<v@remote.test>: Relay access denied"
     assert out.action is Action.ACCEPT and out.stage is Stage.EOM

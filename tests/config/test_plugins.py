@@ -13,7 +13,7 @@ import pytest
 
 from milterfilters.config.registry import PluginError, validate_filter_class
 from milterfilters.core.filter import Filter
-from tests.conftest import PROJECT_ROOT
+from tests.support.paths import PROJECT_ROOT
 
 PLUGIN_DIR = PROJECT_ROOT / "examples" / "plugin-example"
 
