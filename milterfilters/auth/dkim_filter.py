@@ -13,13 +13,11 @@ from typing import ClassVar
 
 from milterfilters.auth.arc import verify_arc
 from milterfilters.auth.dkim_verify import SignatureResult, verify_message
+from milterfilters.auth.inbound import InboundFilter
 from milterfilters.core.context import Context
-from milterfilters.core.filter import Filter
 from milterfilters.core.schema import doc
-from milterfilters.core.services import Services
 from milterfilters.core.verdict import AuthResult, Finding, Verdict
 from milterfilters.dns import budgeted_txt_lookup
-from milterfilters.mail.outbound import is_outbound, trusted_networks
 
 _SYMBOLS = {
     "pass": "DKIM_PASS",
@@ -52,7 +50,7 @@ class DkimOptions:
             raise ValueError("clock_skew must be >= 0 and max_signatures >= 1")
 
 
-class DkimFilter(Filter):
+class DkimFilter(InboundFilter):
     """Verifies DKIM signatures (rsa-sha256, ed25519-sha256) and the ARC chain."""
 
     name = "dkim"
@@ -73,13 +71,9 @@ class DkimFilter(Filter):
     }
     needs_body = True
 
-    def __init__(self, options: DkimOptions, services: Services) -> None:
-        super().__init__(options, services)
-        self.trusted_networks = trusted_networks(services, ())
-
     def eom(self, ctx: Context) -> Verdict | None:
         assert ctx.message is not None
-        if not self.options.check_outbound and is_outbound(ctx, self.trusted_networks):
+        if self.skips(ctx):
             return None
         if ctx.message.body_truncated:
             reason = "message larger than [milter] max_body_bytes"

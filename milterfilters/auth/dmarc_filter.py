@@ -17,13 +17,12 @@ import authres
 
 from milterfilters.auth.arc import arc_sets
 from milterfilters.auth.dmarc_policy import DmarcResult, authenticated_domains, authors, evaluate, strictest
+from milterfilters.auth.inbound import InboundFilter
 from milterfilters.core.context import Context, Message
-from milterfilters.core.filter import Filter
 from milterfilters.core.schema import doc
 from milterfilters.core.services import Services
 from milterfilters.core.verdict import Action, AuthResult, Finding, SmtpReply, Verdict
 from milterfilters.dns import budgeted_txt_lookup
-from milterfilters.mail.outbound import is_outbound, trusted_networks
 
 log = logging.getLogger("milterfilters.dmarc")
 
@@ -60,7 +59,7 @@ class DmarcOptions:
     )
 
 
-class DmarcFilter(Filter):
+class DmarcFilter(InboundFilter):
     """Applies the author domain's DMARC policy (p, sp, pct) using SPF and DKIM alignment."""
 
     name = "dmarc"
@@ -85,14 +84,13 @@ class DmarcFilter(Filter):
 
     def __init__(self, options: DmarcOptions, services: Services) -> None:
         super().__init__(options, services)
-        self.trusted_networks = trusted_networks(services, ())
         self.trusted_sealers = frozenset(s.lower().rstrip(".") for s in options.trusted_arc_sealers)
         #: returns a number in [0, 1) to apply a record's pct=
         self.sample = random.random
 
     def eom(self, ctx: Context) -> Verdict | None:
         assert ctx.message is not None
-        if not self.options.check_outbound and is_outbound(ctx, self.trusted_networks):
+        if self.skips(ctx):
             return None
         found = authors(ctx.message)
         findings: list[Finding] = []

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeVar
 
 from milterfilters.core.context import Context
 from milterfilters.core.filter import Filter
@@ -179,6 +179,23 @@ class RelayOptions:
         SenderLoginMap.build(self.sender_login_maps)
 
 
+T = TypeVar("T")
+
+#: the reply to an address that does not parse (RFC 3463: 5.1.7 sender, 5.1.3 recipient)
+_SYNTAX_REPLIES = {"sender": "5.1.7", "recipient": "5.1.3"}
+
+
+def _parsed(parse: Callable[[str], T], role: str, raw: str) -> T | Verdict:
+    """``parse(raw)``, or the 501 for a sender or recipient that does not parse."""
+    try:
+        return parse(raw)
+    except AddressSyntaxError as e:
+        return Verdict.reject(
+            SmtpReply(501, _SYNTAX_REPLIES[role], f"<{_shown(raw)}>: Bad {role} address syntax"),
+            Finding("RELAY_INVALID_ADDRESS", f"{role}: {e}"),
+        )
+
+
 class RelayFilter(Filter):
     """Relay authorization: trusted and authenticated clients send anywhere, others only to our domains."""
 
@@ -248,13 +265,9 @@ class RelayFilter(Filter):
     def mail(self, ctx: Context) -> Verdict | None:
         assert ctx.envelope is not None
         raw = ctx.envelope.mail_from
-        try:
-            sender = parse_reverse_path(raw)
-        except AddressSyntaxError as e:
-            return Verdict.reject(
-                SmtpReply(501, "5.1.7", f"<{_shown(raw)}>: Bad sender address syntax"),
-                Finding("RELAY_INVALID_ADDRESS", f"sender: {e}"),
-            )
+        sender = _parsed(parse_reverse_path, "sender", raw)
+        if isinstance(sender, Verdict):
+            return sender
         if sender is None:
             return None  # the null sender: bounces are judged by their recipients
         if ctx.auth is not None and ctx.auth.login and self.options.sender_login_maps:
@@ -281,13 +294,9 @@ class RelayFilter(Filter):
     def rcpt(self, ctx: Context) -> Verdict | None:
         assert ctx.recipient is not None
         raw = ctx.recipient.address
-        try:
-            recipient = parse_forward_path(raw)
-        except AddressSyntaxError as e:
-            return Verdict.reject(
-                SmtpReply(501, "5.1.3", f"<{_shown(raw)}>: Bad recipient address syntax"),
-                Finding("RELAY_INVALID_ADDRESS", f"recipient: {e}"),
-            )
+        recipient = _parsed(parse_forward_path, "recipient", raw)
+        if isinstance(recipient, Verdict):
+            return recipient
         if self.is_trusted_client(ctx):
             return None
         denied = SmtpReply(554, "5.7.1", f"<{_shown(raw)}>: Relay access denied")
