@@ -38,7 +38,8 @@ from milterfilters.mail.addresses import (
         ("user@[ipv6:::ffff:192.0.2.1]", "user", "[IPv6:::ffff:c000:201]", ()),
         ("user@[x-tag:some-content]", "user", "[x-tag:some-content]", ()),
         ("jörg@bücher.example", "jörg", "xn--bcher-kva.example", ()),
-        ("user@BÜCHER.example.", "user", "xn--bcher-kva.example", ()),
+        ("user@Bücher.EXAMPLE.", "user", "xn--bcher-kva.example", ()),  # ASCII letters: any case
+        ("user@XN--BCHER-KVA.example", "user", "xn--bcher-kva.example", ()),
         ("user@xn--bcher-kva.example", "user", "xn--bcher-kva.example", ()),
         ("用户@例子.测试", "用户", "xn--fsqu00a.xn--0zwm56d", ()),
         ("Postmaster", "Postmaster", "", ()),
@@ -147,9 +148,21 @@ def test_formats_canonically(address: Address, text: str) -> None:
 def test_normalize_domain() -> None:
     assert normalize_domain("Example.ORG.") == "example.org"
     assert normalize_domain("bücher.example") == "xn--bcher-kva.example"
-    # UTS #46 maps full-width letters and the ideographic full stop
-    assert normalize_domain("\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25\u3002org") == "example.org"
-    for bad in ("", ".", "a..b", "exa mple.org"):
+    # no UTS #46 mapping (it used to turn these into example.org): U-labels must be valid
+    # IDNA2008 as written, NFC and lower case
+    for bad in (
+        "",
+        ".",
+        "a..b",
+        "exa mple.org",
+        "\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25\u3002org",  # full-width, ideographic full stop
+        "example\u3002org",
+        "example\uff0eorg",
+        "\u212aey.example",  # Kelvin sign, lower() gives "k"
+        "BÜCHER.example",  # upper-case U-label
+        "e\u0301cole.example",  # not NFC
+        "xn--Bcher-kva-.example",
+    ):
         with pytest.raises(AddressSyntaxError):
             normalize_domain(bad)
 
