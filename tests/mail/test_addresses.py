@@ -167,7 +167,7 @@ def test_normalize_domain() -> None:
             normalize_domain(bad)
 
 
-# -- properties ------------------------------------------------------------------------
+# -- properties (the parser's general properties: test_address_properties.py) --------------
 
 _atext = st.sampled_from(list("abcXYZ019!#$%&'*+/=?^_`{|}~-") + ["é", "ü", "日"])
 _atom = st.text(_atext, min_size=1, max_size=8)
@@ -184,39 +184,6 @@ _domain = st.lists(_label, min_size=1, max_size=4).map(".".join) | st.sampled_fr
 _mailbox = st.builds(lambda lp, d: f"{lp}@{d}", _dot_string | _quoted, _domain)
 _route = st.lists(_domain.map(lambda d: "@" + d), max_size=2).map(lambda r: ",".join(r) + ":" if r else "")
 _plausible = st.builds(lambda r, m, b: f"<{r}{m}>" if b else r + m, _route, _mailbox, st.booleans())
-# mutations of plausible addresses reach the parser's error paths far more often than noise
-_mutated = st.builds(
-    lambda s, i, c: s[: i % (len(s) + 1)] + c + s[i % (len(s) + 1) + 1 :],
-    _plausible,
-    st.integers(min_value=0, max_value=200),
-    st.sampled_from(list('@.:,<>[]"\\% \t\x00\udcff') + ["", "é"]),
-)
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.one_of(st.text(max_size=60), _plausible, _mutated))
-def test_parser_raises_only_its_own_error(text: str) -> None:
-    try:
-        parse_forward_path(text)
-    except AddressSyntaxError:
-        pass
-    try:
-        parse_reverse_path(text)
-    except AddressSyntaxError:
-        pass
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.one_of(_plausible, _mutated))
-def test_parse_format_parse_is_stable(text: str) -> None:
-    try:
-        address = parse_forward_path(text)
-    except AddressSyntaxError:
-        return
-    canonical = format_path(address)
-    again = parse_forward_path(canonical)
-    assert again == address
-    assert format_path(again) == canonical
 
 
 @settings(max_examples=200, deadline=None)
