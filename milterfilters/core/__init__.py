@@ -9,6 +9,7 @@ Modules:
   :class:`Verdict`, :class:`Decision`, header changes
 * ``stages``       — the SMTP stages and the table of which action is legal at which
 * ``context``      — the frozen transaction :class:`Context` a filter reads
+* ``logins``       — SASL logins validated before they are trusted; their comparison key
 * ``filter``       — the :class:`Filter` base class and the settings every filter takes
 * ``services``     — what filters share (metrics, clock, resolver, trusted networks), built once
 * ``policy``       — weights turn findings into a score; thresholds turn a score into an action

@@ -30,6 +30,7 @@ from milterfilters.core.authresults import render_authentication_results
 from milterfilters.core.context import Auth, Connection, Context, Envelope, Message, Recipient
 from milterfilters.core.decision_log import LogFormat, decision_record, log_decision
 from milterfilters.core.filter import Filter, FilterSettings
+from milterfilters.core.logins import login_problem, trusted_auth
 from milterfilters.core.metrics import Metrics
 from milterfilters.core.policy import Policy
 from milterfilters.core.stages import DEFERRED_TO_EOM, Stage, is_legal
@@ -391,9 +392,17 @@ class Session:
         auth: Auth | None = None,
         queue_id: str = "",
     ) -> Decision:
-        """MAIL FROM: ``address`` without angle brackets ("" for the null sender)."""
+        """MAIL FROM: ``address`` without angle brackets ("" for the null sender).
+
+        ``auth`` counts only if its login is valid (:mod:`milterfilters.core.logins`): an
+        empty, blank or control-character login leaves the client unauthenticated.
+        """
         self._reset_transaction()
-        self.auth = auth if auth is not None and auth.login else None
+        self.auth = trusted_auth(auth)
+        if auth is not None and auth.login and self.auth is None:
+            problem = login_problem(auth.login)
+            log.warning("SASL login not trusted (%s): client treated as unauthenticated", problem)
+            self.chain.metrics.inc("untrusted_logins_total")
         self.queue_id = queue_id
         self.envelope = Envelope(mail_from=address, mail_args=tuple(args))
         collected = self._run_stage(Stage.MAIL, self._context(Stage.MAIL))

@@ -9,7 +9,8 @@ The grammar, from RFC 5321 section 4.1.2, with RFC 6531's UTF-8 extensions::
     Quoted-string = DQUOTE *( qtextSMTP / "\\" %d32-126 ) DQUOTE
 
 Parsing yields an :class:`Address` with the local part unquoted and unescaped, the domain
-normalized for comparison (lower case, IDNs as A-labels, one trailing dot removed) and an
+normalized for comparison (lower case, IDNs as A-labels, one trailing dot removed; a U-label
+must be valid IDNA2008 as written, see :func:`normalize_domain`) and an
 address literal normalized (``[IPv6:2001:db8::1]``). :func:`format_address` writes the
 canonical form back, so ``parse(format(parse(s))) == parse(s)``.
 
@@ -56,6 +57,7 @@ _QTEXT = re.compile(f"[ !#-\\[\\]-~{_NON_ASCII}]")
 _LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 _TAG = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
 _DCONTENT = re.compile(r"[!-Z^-~]+")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 class AddressSyntaxError(ValueError):
@@ -114,36 +116,49 @@ class Address:
         return format_address(self)
 
 
-def _ascii_domain(domain: str) -> str:
-    for label in domain.split("."):
-        if not _LDH_LABEL.fullmatch(label) or len(label) > 63:
-            raise AddressSyntaxError(f"invalid domain label {label!r}")
-        if label.startswith("xn--"):
-            try:
-                idna.decode(label)
-            except (idna.IDNAError, UnicodeError) as e:
-                raise AddressSyntaxError(f"invalid A-label {label!r}: {e}") from None
-    return domain
+def _ascii_label(label: str) -> str:
+    """An LDH label (lower case already); an A-label must decode to a valid U-label."""
+    if not _LDH_LABEL.fullmatch(label) or len(label) > 63:
+        raise AddressSyntaxError(f"invalid domain label {label!r}")
+    if label.startswith("xn--"):
+        try:
+            if idna.alabel(idna.ulabel(label)).decode("ascii") != label:
+                raise idna.IDNAError("not the canonical A-label of its U-label")
+        except (idna.IDNAError, UnicodeError, ValueError) as e:
+            raise AddressSyntaxError(f"invalid A-label {label!r}: {e}") from None
+    return label
+
+
+def _u_label(label: str) -> str:
+    """The A-label of a U-label that is valid IDNA2008 as written (RFC 5891 5.4), no mapping."""
+    try:
+        return _ascii_label(idna.alabel(label.translate(_ASCII_LOWER)).decode("ascii"))
+    except (idna.IDNAError, UnicodeError, ValueError) as e:
+        raise AddressSyntaxError(f"invalid internationalized domain label {label!r}: {e}") from None
 
 
 def normalize_domain(domain: str) -> str:
     """A domain name for comparison: lower case, A-labels, one trailing dot removed.
 
-    Raises :class:`AddressSyntaxError` for anything that is not an RFC 5321 domain
-    (or an IDN that IDNA 2008 with UTS #46 mapping accepts).
+    Labels are separated by ``.`` (U+002E) only. An ASCII label is an LDH label, compared
+    case-insensitively; an A-label (``xn--``) must be the canonical form of a valid U-label.
+    A non-ASCII label must be a U-label that is valid IDNA2008 *as written* (RFC 5890,
+    RFC 5891 section 5.4): in NFC, lower case, every code point PVALID or a valid CONTEXTJ/O.
+    No UTS #46 mapping is applied: that mapping is for user interfaces, and on the wire it
+    would turn ``\\uff54\\uff45\\uff53\\uff54.example`` (full-width letters), ``test\\u3002example``
+    (ideographic full stop) or ``\\u212aey.example`` (Kelvin sign) into an ASCII domain of ours.
+    Only ASCII letters are lower-cased, as DNS compares them (RFC 4343).
+
+    Raises :class:`AddressSyntaxError` for anything that is not an RFC 5321 domain.
     """
     if domain.endswith("."):
         domain = domain[:-1]
     if not domain:
         raise AddressSyntaxError("empty domain")
-    if domain.isascii():
-        domain = _ascii_domain(domain.lower())
-    else:
-        try:
-            domain = idna.encode(domain, uts46=True).decode("ascii")
-        except (idna.IDNAError, UnicodeError, ValueError) as e:
-            raise AddressSyntaxError(f"invalid internationalized domain {domain!r}: {e}") from None
-        domain = _ascii_domain(domain.lower())
+    domain = ".".join(
+        _ascii_label(label.translate(_ASCII_LOWER)) if label.isascii() else _u_label(label)
+        for label in domain.split(".")
+    )
     if len(domain) > MAX_DOMAIN_OCTETS:
         raise AddressSyntaxError("domain longer than 255 octets")
     return domain

@@ -33,6 +33,7 @@ from typing import ClassVar, Literal, TypeVar
 
 from milterfilters.core.context import Context
 from milterfilters.core.filter import Filter
+from milterfilters.core.logins import login_key
 from milterfilters.core.schema import doc
 from milterfilters.core.services import Services
 from milterfilters.core.verdict import Finding, SmtpReply, Verdict
@@ -89,7 +90,8 @@ class SenderLoginMap:
     """Which envelope senders each SASL login may use (``smtpd_sender_login_maps``).
 
     Entries are full addresses (``alice@example.org``) or whole domains (``@example.org``).
-    Logins and local parts compare case-insensitively, as Postfix's table lookups do.
+    Logins (:func:`~milterfilters.core.logins.login_key`, case-folded) and local parts
+    compare case-insensitively, as Postfix's table lookups do.
     """
 
     addresses: Mapping[str, frozenset[str]]
@@ -100,7 +102,7 @@ class SenderLoginMap:
         addresses: dict[str, set[str]] = {}
         domains: dict[str, set[str]] = {}
         for login, entries in table.items():
-            key = login.lower()
+            key = login_key(login)
             for entry in entries:
                 try:
                     if entry.startswith("@"):
@@ -118,7 +120,7 @@ class SenderLoginMap:
         )
 
     def allows(self, login: str, sender: Address) -> bool:
-        key = login.lower()
+        key = login_key(login)
         return _mailbox_key(sender) in self.addresses.get(key, ()) or sender.domain in self.domains.get(
             key, ()
         )

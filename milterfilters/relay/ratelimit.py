@@ -6,6 +6,13 @@ those the filters before this one let through, since a refused recipient ends th
 over a limit the client gets ``451 4.7.1`` and may retry once its window has room.
 A refused attempt is not counted.
 
+Who is counted: a SASL login case-folded (``erin``, ``Erin`` and ``ERIN`` share one count,
+as relay's ``sender_login_maps`` see one user; logins are validated before the chain trusts
+them, :mod:`milterfilters.core.logins`), and a client address, IPv6 grouped per
+``ipv6_prefix`` network (a /64 by default: one host usually holds a whole /64 and could
+rotate through it). When the MTA passes no client address (``{client_addr}`` unknown, a
+unix-socket client) there is nothing to count per IP, but the per-user limits still hold.
+
 Counts live in process memory by default, or in Redis so that every milter process and
 host shares one count. When Redis cannot be reached, ``backend_failure`` chooses: ``open``
 lets the mail through, ``closed`` tempfails it; either way the failure is logged and
@@ -22,6 +29,7 @@ from typing import ClassVar, Literal
 
 from milterfilters.core.context import Context
 from milterfilters.core.filter import Filter
+from milterfilters.core.logins import login_key
 from milterfilters.core.schema import doc
 from milterfilters.core.services import Services
 from milterfilters.core.verdict import Finding, SmtpReply, Verdict
@@ -43,7 +51,11 @@ class RateLimitOptions:
         "messages per window from one client IP (IPv6: one ipv6_prefix network); 0 = no limit", 0
     )
     recipients_per_ip: int = doc("recipients per window from one client IP; 0 = no limit", 0)
-    ipv6_prefix: int = doc("IPv6 clients are counted per network of this prefix length", 64)
+    ipv6_prefix: int = doc(
+        "IPv6 clients are counted per network of this prefix length, so that one host cannot "
+        "rotate through the addresses of its /64; 128 counts every address on its own",
+        64,
+    )
     exempt_networks: tuple[str, ...] = doc("clients (CIDR) never limited", ())
     backend: Literal["memory", "redis"] = doc(
         "where counts live: memory (this process) or redis (shared by every milter using redis_url)",
@@ -130,13 +142,25 @@ class RateLimitFilter(Filter):
         self.backend.close()
 
     def client_key(self, ctx: Context) -> str | None:
-        """The per-IP key of the client (IPv6 aggregated per prefix), or None if not limited."""
+        """The per-IP key of the client (IPv6 grouped per ``ipv6_prefix``); None if unknown."""
         ip = ctx.connection.ip
-        if ip is None or ip in self.exempt:
+        if ip is None:
             return None
         if isinstance(ip, ipaddress.IPv6Address):
             return f"ip:{ipaddress.IPv6Network((ip, self.options.ipv6_prefix), strict=False)}"
         return f"ip:{ip}"
+
+    @staticmethod
+    def user_key(ctx: Context) -> str | None:
+        """The per-user key: the case-folded SASL login, as relay's sender_login_maps compare it."""
+        if ctx.auth is None or not ctx.auth.login:
+            return None
+        return f"user:{login_key(ctx.auth.login)}"
+
+    def is_exempt(self, ctx: Context) -> bool:
+        """Whether the client is in ``exempt_networks`` (an unknown address never is)."""
+        ip = ctx.connection.ip
+        return ip is not None and ip in self.exempt
 
     def _limits(self, ctx: Context, what: Literal["messages", "recipients"]) -> list[_Limit]:
         o = self.options
@@ -145,15 +169,11 @@ class RateLimitFilter(Filter):
             if what == "messages"
             else (o.recipients_per_user, o.recipients_per_ip)
         )
-        ip_key = self.client_key(ctx)
-        if ip_key is None:
+        if self.is_exempt(ctx):
             return []  # exempt clients are exempt whoever they log in as
-        limits = []
-        if per_user and ctx.auth is not None and ctx.auth.login:
-            limits.append(_Limit(what, f"user:{ctx.auth.login}", per_user))
-        if per_ip:
-            limits.append(_Limit(what, ip_key, per_ip))
-        return limits
+        keyed = ((self.user_key(ctx), per_user), (self.client_key(ctx), per_ip))
+        # a client whose address the MTA did not pass has no per-IP count, but its login does
+        return [_Limit(what, who, limit) for who, limit in keyed if who is not None and limit]
 
     def _backend_failed(self, error: BackendUnavailable) -> Verdict | None:
         self.services.metrics.inc("ratelimit_backend_errors_total", backend=self.options.backend)
