@@ -20,6 +20,7 @@ from milterfilters.core.chain import Chain, Session
 from milterfilters.core.context import Auth, Connection, HeaderField, Message, TlsInfo, strip_angle_brackets
 from milterfilters.core.stages import Stage
 from milterfilters.core.verdict import Action, Decision, HeaderDelete, HeaderPosition
+from milterfilters.mail.message import header_field
 
 log = logging.getLogger("milterfilters.milter")
 
@@ -78,6 +79,9 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
         self.chain: Chain = self.holder.chain
         self.session: Session | None = None
         self.headers: list[HeaderField] = []
+        self.header_bytes_seen = 0
+        #: header fields arrived and the end of the header has not (an abort here is no MTA's habit)
+        self.in_header = False
         self.body_parts: list[bytes] = []
         self.body_kept = 0
         self.body_size = 0
@@ -256,10 +260,14 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
     def header(self, name: str, value: str) -> int:
         if not self.leading_space:
             value = " " + value
-        self.headers.append(HeaderField(name, value))
+        field = header_field(name, value)
+        self.headers.append(field)
+        self.header_bytes_seen += len(field.name) + len(field.raw_value) + 3
+        self.in_header = True
         return self._no_reply(Milter.P_NR_HDR)
 
     def eoh(self) -> int:
+        self.in_header = False
         return self._no_reply(Milter.P_NR_EOH)
 
     def body(self, chunk: bytes) -> int:
@@ -337,15 +345,34 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
 
     def _reset_message(self) -> None:
         self.headers = []
+        self.header_bytes_seen = 0
+        self.in_header = False
         self.body_parts = []
         self.body_kept = 0
         self.body_size = 0
 
     def abort(self) -> int:
+        if self.in_header:
+            self._report_header_cut()
         if self.session is not None:
             self.session.abort()
         self._reset_message()
         return Milter.CONTINUE
+
+    def _report_header_cut(self) -> None:
+        """An abort between two header fields: MTAs send the header of a message they already
+        hold, so this is libmilter giving up on the connection (a packet over its limit, a
+        broken connection). The MTA applies its default action; say so in our log."""
+        queue_id = self.session.queue_id if self.session is not None else ""
+        log.warning(
+            "queue_id=%s connection ended inside the message header after %d fields (%d bytes): "
+            "the MTA applies its milter default action (tempfail with milter_default_action = "
+            "tempfail); a header field longer than libmilter's packet limit does this",
+            queue_id or "-",
+            len(self.headers),
+            self.header_bytes_seen,
+        )
+        self.chain.metrics.inc("milter_header_cut_total")
 
     def close(self) -> int:
         self.session = None
