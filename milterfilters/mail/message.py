@@ -33,8 +33,8 @@ def header_field(name: str, value: str) -> HeaderField:
 
 def parse_message(raw: bytes, *, max_body_bytes: int | None = None) -> Message:
     """Split ``raw`` into header fields and a CRLF body; keep at most ``max_body_bytes``."""
-    if raw.startswith(b"From "):
-        raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
+    if raw.startswith(b"From ") and not _FIELD.match(raw.split(b"\n", 1)[0].removesuffix(b"\r")):
+        raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""  # an mbox separator, not ``From :``
     lines = raw.split(b"\n")
     headers: list[tuple[bytes, bytes]] = []
     i = 0

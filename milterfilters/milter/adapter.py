@@ -80,7 +80,7 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
         self.session: Session | None = None
         self.headers: list[HeaderField] = []
         self.header_bytes_seen = 0
-        #: header fields arrived and the end of the header has not (an abort here is no MTA's habit)
+        #: DATA arrived and the end of the header has not (an abort here means a cut message)
         self.in_header = False
         self.body_parts: list[bytes] = []
         self.body_kept = 0
@@ -98,7 +98,8 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
             actions, offered, _, _ = opts
             self.offered_actions = actions
             stages = self.chain.stages
-            want_off = Milter.P_NOUNKNOWN | Milter.P_NODATA
+            # DATA is asked for (without a reply) so that an abort inside the header is told apart
+            want_off = Milter.P_NOUNKNOWN
             if not self.chain.needs_headers:
                 want_off |= Milter.P_NOHDRS
             if not self.chain.needs_body:
@@ -263,8 +264,11 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
         field = header_field(name, value)
         self.headers.append(field)
         self.header_bytes_seen += len(field.name) + len(field.raw_value) + 3
-        self.in_header = True
         return self._no_reply(Milter.P_NR_HDR)
+
+    def data(self) -> int:
+        self.in_header = True
+        return self._no_reply(Milter.P_NR_DATA)
 
     def eoh(self) -> int:
         self.in_header = False
@@ -360,14 +364,15 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
         return Milter.CONTINUE
 
     def _report_header_cut(self) -> None:
-        """An abort between two header fields: MTAs send the header of a message they already
-        hold, so this is libmilter giving up on the connection (a packet over its limit, a
-        broken connection). The MTA applies its default action; say so in our log."""
+        """An abort after DATA and before the end of the header: the client dropped the
+        connection during DATA, or libmilter gave up on the connection (a header field over
+        its packet limit). The MTA then applies its default action; say so in our log."""
         queue_id = self.session.queue_id if self.session is not None else ""
         log.warning(
             "queue_id=%s connection ended inside the message header after %d fields (%d bytes): "
             "the MTA applies its milter default action (tempfail with milter_default_action = "
-            "tempfail); a header field longer than libmilter's packet limit does this",
+            "tempfail); a client gone during DATA, or a header field longer than libmilter's "
+            "packet limit, does this",
             queue_id or "-",
             len(self.headers),
             self.header_bytes_seen,

@@ -32,7 +32,7 @@ def big_from_value(size: int = BIG_FIELD_BYTES, address: str = "security@account
     are single tokens, so Postfix's ``header_address_token_limit`` does not shorten the field."""
     filler = "Account Security Notice: verify your mailbox now. "
     word = "=?UTF-8?B?" + base64.b64encode(filler.encode()).decode() + "?="
-    count = max(1, size // (len(word) + 3))
+    count = size // (len(word) + 3) + 1
     return "\r\n ".join([word] * count) + f" <{address}>"
 
 
