@@ -15,7 +15,7 @@ from typing import Any
 
 import Milter
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from milterfilters.api import build_chain
@@ -24,6 +24,7 @@ from milterfilters.core.chain import Session
 from milterfilters.core.context import Message
 from milterfilters.mail.message import header_field, parse_message
 from milterfilters.milter.adapter import ChainHolder, make_milter_class
+from tests.support.fuzz import fuzz_settings
 from tests.support.plainmta import PlainMTA
 
 _UNFOLD = re.compile(rb"\r?\n(?=[ \t])")
@@ -118,7 +119,7 @@ def header_blocks(draw: st.DrawFn) -> bytes:
     return b"".join(lines) + b"\r\nbody\r\n"
 
 
-@settings(max_examples=150, deadline=None)
+@fuzz_settings(150)
 @given(header_blocks())
 def test_any_header_block_reads_the_same_through_check_and_the_milter(raw: bytes) -> None:
     assert_same_fields(raw)
