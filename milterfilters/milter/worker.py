@@ -37,6 +37,7 @@ log = logging.getLogger("milterfilters.worker")
 #: MTA's header limit; libmilter allocates only what a packet holds, never the limit.
 MAX_PACKET_BYTES = 16 * 1024 * 1024
 
+
 def _loaded_libmilter() -> str | None:
     """The file of the libmilter pymilter's extension runs on (it is linked dynamically)."""
     try:

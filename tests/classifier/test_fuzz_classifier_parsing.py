@@ -21,7 +21,14 @@ WALL_CLOCK_BOUND = 5.0
 
 _CHARSETS = ["utf-8", "us-ascii", "iso-8859-1", "koi8-r", "utf-16", "x-unknown", "", "utf-8\x00", "gb2312"]
 _ENCODINGS = ["7bit", "8bit", "base64", "quoted-printable", "binary", "x-uuencode", "bogus"]
-_TYPES = ["text/plain", "text/html", "application/octet-stream", "image/png", "message/rfc822", "text/x-weird"]
+_TYPES = [
+    "text/plain",
+    "text/html",
+    "application/octet-stream",
+    "image/png",
+    "message/rfc822",
+    "text/x-weird",
+]
 
 
 @st.composite
@@ -29,14 +36,18 @@ def leaf(draw: st.DrawFn) -> bytes:
     ctype = draw(st.sampled_from(_TYPES))
     charset = draw(st.sampled_from(_CHARSETS))
     encoding = draw(st.sampled_from(_ENCODINGS))
-    payload = draw(st.one_of(st.binary(max_size=300), st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass"))))
+    payload = draw(
+        st.one_of(
+            st.binary(max_size=300), st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass"))
+        )
+    )
     if ctype == "text/html":
         payload = b"<html><body><a href='http://" + payload[:40] + b"'>x</a>" + payload + b"</body>"
     if encoding == "base64" and draw(st.booleans()):
         payload = base64.encodebytes(payload)
     elif encoding == "quoted-printable" and draw(st.booleans()):
         payload = quopri.encodestring(payload)
-    head = f"Content-Type: {ctype}; charset=\"{charset}\"\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n"
+    head = f'Content-Type: {ctype}; charset="{charset}"\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n'
     return head.encode("utf-8", "surrogatepass") + payload + b"\r\n"
 
 
@@ -63,13 +74,18 @@ def messages(draw: st.DrawFn) -> bytes:
     headers = draw(
         st.lists(
             st.tuples(
-                st.sampled_from(["From", "To", "Subject", "Reply-To", "Received", "X-Mailer", "Date", "Message-ID"]),
+                st.sampled_from(
+                    ["From", "To", "Subject", "Reply-To", "Received", "X-Mailer", "Date", "Message-ID"]
+                ),
                 st.text(max_size=80).map(lambda t: t.encode("utf-8", "surrogatepass")),
             ),
             max_size=6,
         )
     )
-    head = b"".join(name.encode() + b": " + value.replace(b"\n", b" ").replace(b"\r", b" ") + b"\r\n" for name, value in headers)
+    head = b"".join(
+        name.encode() + b": " + value.replace(b"\n", b" ").replace(b"\r", b" ") + b"\r\n"
+        for name, value in headers
+    )
     return head + b"MIME-Version: 1.0\r\n" + draw(mime_tree)
 
 
@@ -100,5 +116,8 @@ def test_awkward_mime_gives_features_within_budget(raw: bytes) -> None:
 @fuzz_settings(20)
 @given(st.integers(1, 400), st.sampled_from([b"\r\n", b"\n", b"\r"]))
 def test_deep_nesting_and_odd_line_ends_stay_within_budget(depth: int, eol: bytes) -> None:
-    head = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"' % i + eol + eol + b"--b%d" % i + eol for i in range(depth))
+    head = b"".join(
+        b'Content-Type: multipart/mixed; boundary="b%d"' % i + eol + eol + b"--b%d" % i + eol
+        for i in range(depth)
+    )
     _check(b"Subject: deep" + eol + head + b"Content-Type: text/plain" + eol + eol + b"leaf" + eol)

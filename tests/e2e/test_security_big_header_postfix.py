@@ -58,5 +58,3 @@ def test_hostile_shapes_get_a_decision_with_a_reason(postfix_stack: MailStack, k
         return
     assert sent.delivered() is not None
     assert sent.decision(stage="eom")["action"] in ("accept", "tag", "quarantine")
-
-

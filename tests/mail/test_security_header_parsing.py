@@ -9,7 +9,6 @@ through the milter DMARC found no From. Both now build fields with
 
 from __future__ import annotations
 
-import io
 import re
 from typing import Any
 
@@ -102,7 +101,9 @@ def test_header_field_reader_normalises_name_and_line_breaks() -> None:
     assert field.raw_value == " a\r\n\tb\r\n c"
 
 
-_NAME = st.text(st.sampled_from("!#$%&'*+-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ^_`abcxyz|~"), min_size=1, max_size=12)
+_NAME = st.text(
+    st.sampled_from("!#$%&'*+-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ^_`abcxyz|~"), min_size=1, max_size=12
+)
 _TEXT = st.binary(max_size=40).map(lambda b: bytes(c for c in b if c not in b"\r\n\x00"))
 
 
