@@ -1,7 +1,13 @@
-"""Turn raw message bytes (a file, stdin, an mbox entry) into a :class:`Message`.
+"""Turn raw message bytes (a file, stdin, an mbox entry) into a :class:`Message`, and header
+fields as an MTA hands them to the milter into :class:`HeaderField` values.
+
+One header-field reader for both ways in (:func:`header_field`), so that ``check`` and the
+milter see the same fields: the name loses the white space that obsolete syntax allows before
+the colon (RFC 5322 §4.5.8: ``From : x`` is a From field, and mail clients show it as one),
+and line breaks inside a folded value become CRLF whichever the MTA used.
 
 Tolerant by design: an mbox ``From `` line is skipped, LF or CRLF line ends are accepted,
-8-bit bytes are kept (as surrogate escapes in header values), a line that is not a header
+8-bit bytes are kept (as surrogate escapes in names and values), a line that is not a header
 field ends the header block, as Postfix's cleanup does. Never raises on content.
 """
 
@@ -12,12 +18,23 @@ import re
 from milterfilters.core.context import HeaderField, Message
 
 _FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:(.*)$", re.DOTALL)
+_LINE_BREAK = re.compile(r"\r?\n")
+
+
+def header_field(name: str, value: str) -> HeaderField:
+    """The header field called ``name`` with ``value`` (everything after the colon).
+
+    Both are text whose non-UTF-8 bytes are surrogate escapes (pymilter's and
+    :func:`parse_message`'s decoding), so the original bytes stay recoverable. White space
+    before the colon is dropped from the name; bare LF or CRLF inside the value becomes CRLF.
+    """
+    return HeaderField(name.rstrip(" \t"), _LINE_BREAK.sub("\r\n", value))
 
 
 def parse_message(raw: bytes, *, max_body_bytes: int | None = None) -> Message:
     """Split ``raw`` into header fields and a CRLF body; keep at most ``max_body_bytes``."""
-    if raw.startswith(b"From "):
-        raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
+    if raw.startswith(b"From ") and not _FIELD.match(raw.split(b"\n", 1)[0].removesuffix(b"\r")):
+        raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""  # an mbox separator, not ``From :``
     lines = raw.split(b"\n")
     headers: list[tuple[bytes, bytes]] = []
     i = 0
@@ -49,10 +66,7 @@ def parse_message(raw: bytes, *, max_body_bytes: int | None = None) -> Message:
     if truncated:
         body = body[:max_body_bytes]
     fields = tuple(
-        HeaderField(
-            name.decode("ascii", "surrogateescape"),
-            value.decode("utf-8", "surrogateescape"),
-        )
+        header_field(name.decode("ascii", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
         for name, value in headers
     )
     return Message(headers=fields, body=body, size=size, body_truncated=truncated)

@@ -20,6 +20,7 @@ from milterfilters.core.chain import Chain, Session
 from milterfilters.core.context import Auth, Connection, HeaderField, Message, TlsInfo, strip_angle_brackets
 from milterfilters.core.stages import Stage
 from milterfilters.core.verdict import Action, Decision, HeaderDelete, HeaderPosition
+from milterfilters.mail.message import header_field
 
 log = logging.getLogger("milterfilters.milter")
 
@@ -78,6 +79,9 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
         self.chain: Chain = self.holder.chain
         self.session: Session | None = None
         self.headers: list[HeaderField] = []
+        self.header_bytes_seen = 0
+        #: DATA arrived and the end of the header has not (an abort here means a cut message)
+        self.in_header = False
         self.body_parts: list[bytes] = []
         self.body_kept = 0
         self.body_size = 0
@@ -94,7 +98,8 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
             actions, offered, _, _ = opts
             self.offered_actions = actions
             stages = self.chain.stages
-            want_off = Milter.P_NOUNKNOWN | Milter.P_NODATA
+            # DATA is asked for (without a reply) so that an abort inside the header is told apart
+            want_off = Milter.P_NOUNKNOWN
             if not self.chain.needs_headers:
                 want_off |= Milter.P_NOHDRS
             if not self.chain.needs_body:
@@ -256,10 +261,17 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
     def header(self, name: str, value: str) -> int:
         if not self.leading_space:
             value = " " + value
-        self.headers.append(HeaderField(name, value))
+        field = header_field(name, value)
+        self.headers.append(field)
+        self.header_bytes_seen += len(field.name) + len(field.raw_value) + 3
         return self._no_reply(Milter.P_NR_HDR)
 
+    def data(self) -> int:
+        self.in_header = True
+        return self._no_reply(Milter.P_NR_DATA)
+
     def eoh(self) -> int:
+        self.in_header = False
         return self._no_reply(Milter.P_NR_EOH)
 
     def body(self, chunk: bytes) -> int:
@@ -337,15 +349,35 @@ class ChainMilter(Milter.Base):  # type: ignore[misc]
 
     def _reset_message(self) -> None:
         self.headers = []
+        self.header_bytes_seen = 0
+        self.in_header = False
         self.body_parts = []
         self.body_kept = 0
         self.body_size = 0
 
     def abort(self) -> int:
+        if self.in_header:
+            self._report_header_cut()
         if self.session is not None:
             self.session.abort()
         self._reset_message()
         return Milter.CONTINUE
+
+    def _report_header_cut(self) -> None:
+        """An abort after DATA and before the end of the header: the client dropped the
+        connection during DATA, or libmilter gave up on the connection (a header field over
+        its packet limit). The MTA then applies its default action; say so in our log."""
+        queue_id = self.session.queue_id if self.session is not None else ""
+        log.warning(
+            "queue_id=%s connection ended inside the message header after %d fields (%d bytes): "
+            "the MTA applies its milter default action (tempfail with milter_default_action = "
+            "tempfail); a client gone during DATA, or a header field longer than libmilter's "
+            "packet limit, does this",
+            queue_id or "-",
+            len(self.headers),
+            self.header_bytes_seen,
+        )
+        self.chain.metrics.inc("milter_header_cut_total")
 
     def close(self) -> int:
         self.session = None

@@ -10,6 +10,8 @@ supervisor is gone) stops the worker.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import grp
 import logging
 import os
@@ -27,6 +29,45 @@ from milterfilters.core.schema import ConfigError
 from milterfilters.milter.adapter import MILTER_FLAGS, ChainHolder, make_milter_class
 
 log = logging.getLogger("milterfilters.worker")
+
+#: The largest milter packet libmilter accepts from the MTA. libmilter's default (64 KB) is
+#: below what MTAs send in one packet: Postfix passes a header field of up to
+#: ``header_size_limit`` (100 KB by default) whole, and a longer one makes libmilter drop the
+#: connection mid-header, so the message is tempfailed on every retry. 16 MB is far above any
+#: MTA's header limit; libmilter allocates only what a packet holds, never the limit.
+MAX_PACKET_BYTES = 16 * 1024 * 1024
+
+
+def _loaded_libmilter() -> str | None:
+    """The file of the libmilter pymilter's extension runs on (it is linked dynamically)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split()[-1]
+                if "/libmilter.so" in path:
+                    return path
+    except OSError:
+        pass
+    return ctypes.util.find_library("milter")
+
+
+def raise_packet_limit(limit: int = MAX_PACKET_BYTES) -> int | None:
+    """Call libmilter's ``smfi_setmaxdatasize(limit)`` (pymilter does not wrap it), before
+    ``smfi_main``; returns the previous limit, or None if libmilter could not be reached.
+
+    ``dlopen`` of the library already loaded for pymilter returns that same library, so the
+    setting is the one libmilter's reader checks.
+    """
+    path = _loaded_libmilter()
+    if path is None:
+        return None
+    try:
+        setmax = ctypes.CDLL(path).smfi_setmaxdatasize
+    except (OSError, AttributeError):
+        return None
+    setmax.restype = ctypes.c_size_t
+    setmax.argtypes = [ctypes.c_size_t]
+    return int(setmax(limit))
 
 
 def configure_logging(config: Config) -> None:
@@ -139,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     _set_callbacks(make_milter_class(holder))
     libmilter.setconn(spec.libmilter)
     libmilter.settimeout(config.milter.timeout)
+    if raise_packet_limit() is None:
+        log.warning(
+            "cannot raise libmilter's packet limit (64 KB): a header field longer than that "
+            "ends the MTA's connection and the message is tempfailed"
+        )
     libmilter.register(
         config.milter.name,
         data=lambda ctx: ctx.getpriv().data(),

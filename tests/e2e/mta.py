@@ -93,6 +93,7 @@ class MailStack:
         xclient: Mapping[str, str] | None = None,
         auth: tuple[str, str] | None = None,
         source_address: str | None = None,
+        bare_lf: bool = False,
     ) -> Submission:
         """Send a message (built from ``subject``/``body``/``headers`` unless ``message`` is given).
 
@@ -100,7 +101,9 @@ class MailStack:
         milter's decision for it can be found with :meth:`Submission.decision`; the other
         keywords say how the client presents itself (see :class:`SmtpClient`).
         """
-        client = SmtpClient(helo=helo, xclient=xclient, auth=auth, source_address=source_address)
+        client = SmtpClient(
+            helo=helo, xclient=xclient, auth=auth, source_address=source_address, bare_lf=bare_lf
+        )
         token = unique_token()
         mail_from = mail_from or f"sender-{token}@client.example"
         message_id = f"<{token}@client.example>"

@@ -138,12 +138,13 @@ def xtext(value: str) -> str:
     return "".join(c if 33 <= ord(c) <= 126 and c not in "+=" else f"+{ord(c):02X}" for c in value)
 
 
-def dot_stuffed(message: bytes) -> bytes:
-    """``message`` with CRLF line ends, leading dots doubled and the terminating ``.`` line."""
+def dot_stuffed(message: bytes, eol: bytes = b"\r\n") -> bytes:
+    """``message`` with ``eol`` line ends (CRLF, or a bare LF to test what servers make of it),
+    leading dots doubled and the terminating ``.`` line (always CRLF)."""
     lines = message.replace(b"\r\n", b"\n").split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    return b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines) + b".\r\n"
+    return b"".join((b"." + line if line.startswith(b".") else line) + eol for line in lines) + b".\r\n"
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,8 @@ class SmtpClient:
     auth: tuple[str, str] | None = None
     source_address: str | None = None
     timeout: float = 30.0
+    #: send the message with bare LF line ends (a broken client; servers differ on what they make of it)
+    bare_lf: bool = False
 
     def send(
         self, port: int, message: bytes, *, mail_from: str, rcpt_to: Sequence[str], host: str = LOOPBACK
@@ -209,7 +212,7 @@ def _transaction(
         t.data = Reply(*_decoded(client.docmd("DATA")))
         if t.data.code != 354:
             return t
-        client.send(dot_stuffed(message))
+        client.send(dot_stuffed(message, b"\n" if c.bare_lf else b"\r\n"))
         t.eom = Reply(*_decoded(client.getreply()))
     except smtplib.SMTPServerDisconnected:
         _record_disconnect(t, c, rcpt_to)

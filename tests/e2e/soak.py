@@ -18,11 +18,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dnslib import RCODE
 
 from tests.support.dnsserver import DnsTestServer, Reply, Zone, make_rr
+from tests.support.hostile import KINDS, hostile_message
 
 from .mta import MailStack, StackPool
 from .runtime import wait_until
@@ -90,6 +91,9 @@ class Letter:
     #: an attempt whose fate the client cannot know (the connection dropped after DATA):
     #: a real MTA retries it, so a later duplicate would not be the milter's fault
     uncertain: int = 0
+    #: "clean", or the kind of hostile message (tests/support/hostile.py)
+    kind: str = "clean"
+    bare_lf: bool = False
 
 
 @dataclass
@@ -113,6 +117,15 @@ class Ledger:
         return [x for x in self.letters if x.permanent is not None]
 
     @property
+    def rejected_clean(self) -> list[Letter]:
+        """Clean mail refused (never right); hostile mail may be refused, with a reason."""
+        return [x for x in self.rejected if x.kind == "clean"]
+
+    @property
+    def rejected_without_reason(self) -> list[Letter]:
+        return [x for x in self.rejected if not (x.permanent or "")[4:].strip()]
+
+    @property
     def lost(self) -> list[Letter]:
         """Accepted (250 at end of data) but never delivered."""
         return [x for x in self.accepted if self.delivered[x.message_id] == 0]
@@ -133,11 +146,23 @@ class Ledger:
         return sum(n for mid, n in self.delivered.items() if mid not in ours)
 
 
+#: every HOSTILE_EVERY-th message is a hostile one (the kinds in turn)
+HOSTILE_EVERY = 5
+
+
 def make_letter(i: int, run: str) -> Letter:
-    """Message ``i`` of a run, with a unique Message-ID; every 4th from the flaky sender domain."""
+    """Message ``i`` of a run, with a unique Message-ID; every 4th from the flaky sender domain,
+    every :data:`HOSTILE_EVERY`-th a hostile shape (huge header field, quoted ``@`` local part,
+    8-bit garbage headers, deep MIME, a NUL byte, bare LF line ends)."""
     domain = f"m{i}.{FLAKY_DOMAIN}" if i % 4 == 3 else SOAK_DOMAIN
     sender = f"soak-{run}-{i}@{domain}"
     message_id = f"<soak-{run}-{i}@client.example>"
+    if i % HOSTILE_EVERY == HOSTILE_EVERY - 1:
+        kinds = sorted(KINDS)
+        hostile = hostile_message(kinds[(i // HOSTILE_EVERY) % len(kinds)], message_id, sender)
+        return Letter(
+            message_id, hostile.mail_from, hostile.message, kind=hostile.kind, bare_lf=hostile.bare_lf
+        )
     body = f"Soak message {i}.\r\n" + "A clean line of text for the content checks.\r\n" * 10
     return Letter(
         message_id, sender, make_message(f"soak {i}", body=body, sender=sender, message_id=message_id)
@@ -190,7 +215,7 @@ def send_with_retries(port: int, source: LetterSource, *, max_tries: int, retry_
         while letter.attempts < max_tries:
             letter.attempts += 1
             try:
-                transcript = client.send(
+                transcript = replace(client, bare_lf=letter.bare_lf).send(
                     port, letter.message, mail_from=letter.mail_from, rcpt_to=[RECIPIENT]
                 )
             except OSError:  # connection refused or reset: try again later, as an MTA would
@@ -357,7 +382,9 @@ class SoakResult:
             f"duplicates          {len(ledger.duplicated)}",
             f"lost                {len(ledger.lost)}  (accepted, never delivered)",
             f"held by client      {len(ledger.held)}  (retries ran out; still the client's to send)",
-            f"rejected (5xx)      {len(ledger.rejected)}",
+            f"rejected (5xx)      {len(ledger.rejected)}  (clean: {len(ledger.rejected_clean)})",
+            f"hostile             {sum(x.kind != 'clean' for x in ledger.letters)}  "
+            f"({', '.join(sorted({x.kind for x in ledger.letters if x.kind != 'clean'})) or 'none'})",
             f"delivered unacked   {len(ledger.delivered_unacknowledged)}",
             f"elapsed             {self.elapsed:.1f} s",
         ]

@@ -71,7 +71,10 @@ class MilterClient:
         return replies
 
     def message(self, headers: Sequence[tuple[str, str]], body: str) -> list[tuple[str, dict[str, Any]]]:
-        """Send headers and body, then end of message; returns the milter's replies."""
+        """Send DATA (unless negotiated away), headers and body, then end of message; returns
+        the milter's replies."""
+        if not self.conn.protocol_flags & C.SMFIP_NODATA:
+            self._step(C.SMFIC_DATA)
         for name, value in headers:
             self._step(C.SMFIC_HEADER, name=name, value=" " + value)
         self._step(C.SMFIC_EOH)
