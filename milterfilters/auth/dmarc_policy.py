@@ -19,6 +19,7 @@ from milterfilters.dns import DnsTemporaryError, TxtLookup
 
 POLICIES = ("none", "quarantine", "reject")
 _DOWNGRADE = {"reject": "quarantine", "quarantine": "none", "none": "none"}
+_WSP = " \t"  # RFC 7489 6.4: white space around tags is SP or HTAB, nothing else
 _RESULT_SEVERITY = {"pass": 0, "none": 1, "permerror": 2, "temperror": 3, "fail": 4}
 
 
@@ -49,16 +50,25 @@ def _tags(text: str) -> list[tuple[str, str]]:
     return out
 
 
+def is_dmarc_record(text: str) -> bool:
+    """Whether ``text``'s first tag is exactly ``v=DMARC1`` (RFC 7489 6.6.3 step 3).
+
+    A TXT record at ``_dmarc`` that merely starts with those characters (``v=DMARC1x``,
+    ``v=DMARC10``) is not a DMARC record: it is discarded and discovery goes on.
+    """
+    key, sep, value = text.split(";", 1)[0].partition("=")
+    return bool(sep) and key.strip(_WSP).lower() == "v" and value.strip(_WSP) == "DMARC1"
+
+
 def parse_record(text: str) -> DmarcRecord:
     """Parse a DMARC TXT record; raises :class:`DmarcRecordError` when it is unusable.
 
     As RFC 7489 6.6.3 says, a record whose ``p`` (or ``sp``) is missing or invalid counts
     as ``p=none`` when it names a report address (``rua``), and is unusable otherwise.
     """
-    tags = _tags(text)
-    if not tags or tags[0] != ("v", "DMARC1"):
+    if not is_dmarc_record(text):
         raise DmarcRecordError("record does not start with v=DMARC1")
-    values = dict(tags)
+    values = dict(_tags(text))
     has_rua = bool(values.get("rua", "").strip())
     policy = values.get("p", "").lower()
     subdomain_policy = values["sp"].lower() if "sp" in values else None
@@ -121,7 +131,7 @@ def discover_policy(author_domain: str, lookup_txt: TxtLookup) -> DiscoveredPoli
     org = organizational_domain(author_domain)
     for domain in dict.fromkeys((author_domain, org)):
         texts = [t.decode("utf-8", "replace") for t in lookup_txt(f"_dmarc.{domain}")]
-        records = [t for t in texts if t.replace(" ", "").replace("\t", "").startswith("v=DMARC1")]
+        records = [t for t in texts if is_dmarc_record(t)]
         if len(records) > 1:
             raise DmarcRecordError(f"several DMARC records at _dmarc.{domain}")
         if records:
