@@ -126,7 +126,7 @@ class DmarcFilter(InboundFilter):
     def _verdict(self, ctx: Context, r: DmarcResult, findings: list[Finding]) -> Verdict:
         assert ctx.message is not None
         if r.result == "fail":
-            arc_result, sealer = self._trusted_sealer_pass(ctx, ctx.message)
+            arc_result, sealer = self._trusted_sealer_pass(ctx, ctx.message, r.author_domain)
             if arc_result == "pass":
                 return self._arc_override(r, sealer, findings)
             if arc_result == "temperror":
@@ -174,23 +174,54 @@ class DmarcFilter(InboundFilter):
         )
         return Verdict(findings=tuple(findings), auth_results=(auth,))
 
-    def _trusted_sealer_pass(self, ctx: Context, message: Message) -> tuple[str, str]:
-        """(our arc= result, sealer) for the newest trusted sealer that recorded dmarc=pass.
+    def _trusted_sealer_pass(self, ctx: Context, message: Message, author_domain: str) -> tuple[str, str]:
+        """(our arc= result, sealer) when a trusted sealer vouches for ``author_domain``.
 
-        Only when the chain validated here (``pass``) is the record trustworthy; when it
-        could not be checked now (``temperror``) the override is merely possible.
+        The override is safe only when (RFC 8617 7.2 leaves the trust decision to us):
+
+        * the chain validated here (``pass``); when it could not be checked now
+          (``temperror``) the override is merely possible;
+        * every ARC set after the vouching one was sealed by a trusted sealer too (an
+          untrusted hop may have rewritten anything, From included, and sealed over it);
+        * the trusted sealer recorded ``dmarc=pass`` for *this* author domain, not for the
+          domain the From named when it passed through.
         """
         trusted = self.trusted_sealers
         arc = next((r.result for r in ctx.auth_results if r.method == "arc"), "none")
         if not trusted or arc not in ("pass", "temperror"):
             return "", ""
-        for arc_set in reversed(arc_sets(message)):
+        sets = arc_sets(message)
+        if [s.instance for s in sets] != list(range(1, len(sets) + 1)):
+            return "", ""  # a gap or a repeat: not a chain we can read as dkimpy did
+        for arc_set in reversed(sets):
             if arc_set.sealer not in trusted:
-                continue
-            try:
-                header = authres.AuthenticationResultsHeader.parse_value(arc_set.authentication_results)
-            except Exception:  # authres raises assorted errors on bad input
-                continue
-            if any(str(x.method) == "dmarc" and str(x.result) == "pass" for x in header.results):
+                return "", ""  # an untrusted hop came after every older set
+            if recorded_dmarc_pass(arc_set.authentication_results, author_domain):
                 return arc, arc_set.sealer
         return "", ""
+
+
+def recorded_dmarc_pass(authentication_results: str, author_domain: str) -> bool:
+    """Whether an ARC-Authentication-Results value records ``dmarc=pass`` for
+    ``header.from=author_domain`` (and no other DMARC result for that domain)."""
+    try:
+        header = authres.AuthenticationResultsHeader.parse_value(authentication_results)
+    except Exception:  # authres raises assorted errors on bad input
+        return False
+    wanted = _domain_key(author_domain)
+    verdicts = set()
+    for result in header.results:
+        if str(result.method).lower() != "dmarc":
+            continue
+        domains = {
+            _domain_key(str(p.value))
+            for p in result.properties
+            if f"{p.type}.{p.name}".lower() == "header.from"
+        }
+        if wanted in domains:
+            verdicts.add(str(result.result).lower())
+    return verdicts == {"pass"}
+
+
+def _domain_key(domain: str) -> str:
+    return domain.strip().lower().rstrip(".")
