@@ -78,7 +78,7 @@ class AllowlistFilter(Filter):
         if ip in self.networks:
             findings.append(Finding("ALLOWLIST_NETWORK", f"client {ip} is allow-listed"))
         found = authors(ctx.message)
-        if self.domains and found.field_count == 1 and len(found.domains) == 1:
+        if self.domains and found.field_count == 1 and len(found.domains) == 1 and not found.unusable:
             author = found.domains[0]
             entry = self.listed_domain(author)
             if entry is not None:

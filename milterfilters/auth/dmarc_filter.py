@@ -49,6 +49,13 @@ class DmarcOptions:
         "or reject it (550 5.7.1, RFC 5322 requires exactly one)",
         "score",
     )
+    unusable_from: Literal["reject", "score"] = doc(
+        "a From whose author domain cannot be read with certainty (no address, an encoded word or "
+        "look-alike @ hiding it, group syntax with no address, an invalid domain, a value that "
+        "parsers read differently): reject it (550 5.7.1, RFC 7489 6.6.1) or score it as a "
+        "failure (DMARC_UNUSABLE_FROM); it never passes clean",
+        "reject",
+    )
     trusted_arc_sealers: tuple[str, ...] = doc(
         "ARC sealer domains (e.g. a mailing-list host) whose recorded dmarc=pass overrides a DMARC "
         "failure caused by forwarding, when the ARC chain validates",
@@ -77,6 +84,7 @@ class DmarcFilter(InboundFilter):
         "DMARC_ARC_OVERRIDE": 0.0,
         "DMARC_NO_FROM": 2.0,
         "DMARC_MULTIPLE_FROM": 2.0,
+        "DMARC_UNUSABLE_FROM": 4.0,
     }
     needs_headers = True
     #: DMARC reads the DKIM results found at end of data
@@ -103,6 +111,8 @@ class DmarcFilter(InboundFilter):
                     action=Action.REJECT,
                     reply=SmtpReply(550, "5.7.1", "Message must have exactly one From header field"),
                 )
+        if found.unusable:
+            return self._unusable_from(found.unusable, findings)
         if not found.domains:
             return Verdict(
                 findings=tuple(findings) + (Finding("DMARC_PERMERROR", "no From address"),),
@@ -160,6 +170,15 @@ class DmarcFilter(InboundFilter):
             return Verdict(findings=tuple(findings), action=action, auth_results=(auth,))
         refusal = SmtpReply(550, "5.7.1", f"Message rejected by the DMARC policy of {r.author_domain}")
         return Verdict(findings=tuple(findings), action=action, reply=refusal, auth_results=(auth,))
+
+    def _unusable_from(self, why: str, findings: list[Finding]) -> Verdict:
+        """A From with no author domain DMARC can judge: refused, or scored as a failure."""
+        findings.append(Finding("DMARC_UNUSABLE_FROM", why))
+        auth = (AuthResult("dmarc", "permerror", reason="no usable RFC5322.From domain"),)
+        if self.options.unusable_from == "score":
+            return Verdict(findings=tuple(findings), auth_results=auth)
+        reply = SmtpReply(550, "5.7.1", "Message rejected: the From header field has no usable author domain")
+        return Verdict(findings=tuple(findings), action=Action.REJECT, reply=reply, auth_results=auth)
 
     @staticmethod
     def _arc_override(r: DmarcResult, sealer: str, findings: list[Finding]) -> Verdict:
