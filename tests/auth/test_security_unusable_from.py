@@ -73,7 +73,9 @@ def test_from_with_unreadable_author_domain_scores_as_a_failure_when_configured(
     [b"service@paypal.example", b"PayPal <service@paypal.example>", b"service@paypal\r\n .example",
      b"=?utf-8?q?PayPal?= <service@PAYPAL.example>", b"Team: service@paypal.example;"],
 )  # fmt: skip
-def test_readable_from_is_judged_by_its_policy_not_refused_as_unusable(dns: DnsTestServer, value: bytes) -> None:
+def test_readable_from_is_judged_by_its_policy_not_refused_as_unusable(
+    dns: DnsTestServer, value: bytes
+) -> None:
     out = judge(dns, value)
     assert "DMARC_UNUSABLE_FROM" not in out.decision.symbols
     assert "DMARC_FAIL_REJECT" in out.decision.symbols and out.action is Action.REJECT
