@@ -3,7 +3,8 @@
 A plain sender allow-list is an open door: anyone can write ``From: ceo@partner.example``.
 Here a listed domain takes effect only when the message's author domain (RFC5322.From) is
 authenticated for this message: an SPF pass for an aligned MAIL FROM domain, or a valid DKIM
-signature aligned with it (relaxed alignment, as DMARC has it). A listed domain that appears
+signature aligned with it (relaxed alignment, as DMARC has it) that covers the whole body (a
+signature with ``l=`` leaves room for appended text, and earns no credit). A listed domain that appears
 unauthenticated is reported as well, since that is what a forgery looks like.
 Client networks are listed apart: the TCP connection itself authenticates the client IP.
 
@@ -13,9 +14,11 @@ Runs after the dkim and dmarc filters so that it sees their results.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import ClassVar
 
+from milterfilters.auth.dkim_filter import length_limited_passes
 from milterfilters.auth.dmarc_policy import authenticated_domains, authors, is_aligned
 from milterfilters.core.context import Context
 from milterfilters.core.filter import Filter
@@ -78,13 +81,15 @@ class AllowlistFilter(Filter):
         if ip in self.networks:
             findings.append(Finding("ALLOWLIST_NETWORK", f"client {ip} is allow-listed"))
         found = authors(ctx.message)
-        if self.domains and found.field_count == 1 and len(found.domains) == 1:
+        if self.domains and found.field_count == 1 and len(found.domains) == 1 and not found.unusable:
             author = found.domains[0]
             entry = self.listed_domain(author)
             if entry is not None:
                 ids = authenticated_domains(ctx)
                 via = [f"spf:{d}" for d in ids.spf if is_aligned(d, author, strict=False)]
-                via += [f"dkim:{d}" for d in ids.dkim if is_aligned(d, author, strict=False)]
+                # only signatures that cover the whole body: under l= anything can be appended
+                whole_body = Counter(ids.dkim) - length_limited_passes(ctx.findings)
+                via += [f"dkim:{d}" for d in whole_body if is_aligned(d, author, strict=False)]
                 if via:
                     findings.append(
                         Finding("ALLOWLIST_DOMAIN", f"{author} ({entry}) authenticated by {via[0]}")

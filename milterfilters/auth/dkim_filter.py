@@ -8,6 +8,8 @@ selector, and one ``dkim=`` result per signature in Authentication-Results
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -26,6 +28,21 @@ _SYMBOLS = {
     "permerror": "DKIM_PERMERROR",
     "neutral": "DKIM_UNVERIFIED",
 }
+#: ends the DKIM_UNSIGNED_BODY detail of a length-limited signature not counted as a pass
+_NOT_A_PASS = "; not counted as a pass"
+
+
+def length_limited_passes(findings: Iterable[Finding]) -> Counter[str]:
+    """The ``d=`` domains of passing signatures whose ``l=`` leaves part of the body unsigned
+    (content can be appended under them), each with how many such signatures it has.
+
+    Reads the ``DKIM_UNSIGNED_BODY`` findings this filter reports (``d=<domain> s=... : ...``).
+    """
+    out: Counter[str] = Counter()
+    for f in findings:
+        if f.symbol == "DKIM_UNSIGNED_BODY" and not f.detail.endswith(_NOT_A_PASS):
+            out[f.detail.split(" ", 1)[0].removeprefix("d=")] += 1
+    return out
 
 
 @dataclass(frozen=True)
@@ -113,13 +130,10 @@ class DkimFilter(InboundFilter):
         result = r.result
         findings = []
         if r.unsigned_body_bytes:
-            findings.append(
-                Finding(
-                    "DKIM_UNSIGNED_BODY", f"{r.label}: l= leaves {r.unsigned_body_bytes} body bytes unsigned"
-                )
-            )
             if result == "pass" and not self.options.accept_length_limited:
                 result = "policy"
+            detail = f"{r.label}: l= leaves {r.unsigned_body_bytes} body bytes unsigned"
+            findings.append(Finding("DKIM_UNSIGNED_BODY", detail + (_NOT_A_PASS if result != "pass" else "")))
         symbol = "DKIM_FAIL" if result == "policy" else _SYMBOLS[result]
         detail = f"{r.label}" + (f": {r.reason}" if r.reason else "")
         findings.insert(0, Finding(symbol, detail))

@@ -49,6 +49,13 @@ class DmarcOptions:
         "or reject it (550 5.7.1, RFC 5322 requires exactly one)",
         "score",
     )
+    unusable_from: Literal["reject", "score"] = doc(
+        "a From whose author domain cannot be read with certainty (no address, an encoded word or "
+        "look-alike @ hiding it, group syntax with no address, an invalid domain, a value that "
+        "parsers read differently): reject it (550 5.7.1, RFC 7489 6.6.1) or score it as a "
+        "failure (DMARC_UNUSABLE_FROM); it never passes clean",
+        "reject",
+    )
     trusted_arc_sealers: tuple[str, ...] = doc(
         "ARC sealer domains (e.g. a mailing-list host) whose recorded dmarc=pass overrides a DMARC "
         "failure caused by forwarding, when the ARC chain validates",
@@ -77,6 +84,7 @@ class DmarcFilter(InboundFilter):
         "DMARC_ARC_OVERRIDE": 0.0,
         "DMARC_NO_FROM": 2.0,
         "DMARC_MULTIPLE_FROM": 2.0,
+        "DMARC_UNUSABLE_FROM": 4.0,
     }
     needs_headers = True
     #: DMARC reads the DKIM results found at end of data
@@ -103,6 +111,8 @@ class DmarcFilter(InboundFilter):
                     action=Action.REJECT,
                     reply=SmtpReply(550, "5.7.1", "Message must have exactly one From header field"),
                 )
+        if found.unusable:
+            return self._unusable_from(found.unusable, findings)
         if not found.domains:
             return Verdict(
                 findings=tuple(findings) + (Finding("DMARC_PERMERROR", "no From address"),),
@@ -126,7 +136,7 @@ class DmarcFilter(InboundFilter):
     def _verdict(self, ctx: Context, r: DmarcResult, findings: list[Finding]) -> Verdict:
         assert ctx.message is not None
         if r.result == "fail":
-            arc_result, sealer = self._trusted_sealer_pass(ctx, ctx.message)
+            arc_result, sealer = self._trusted_sealer_pass(ctx, ctx.message, r.author_domain)
             if arc_result == "pass":
                 return self._arc_override(r, sealer, findings)
             if arc_result == "temperror":
@@ -161,6 +171,15 @@ class DmarcFilter(InboundFilter):
         refusal = SmtpReply(550, "5.7.1", f"Message rejected by the DMARC policy of {r.author_domain}")
         return Verdict(findings=tuple(findings), action=action, reply=refusal, auth_results=(auth,))
 
+    def _unusable_from(self, why: str, findings: list[Finding]) -> Verdict:
+        """A From with no author domain DMARC can judge: refused, or scored as a failure."""
+        findings.append(Finding("DMARC_UNUSABLE_FROM", why))
+        auth = (AuthResult("dmarc", "permerror", reason="no usable RFC5322.From domain"),)
+        if self.options.unusable_from == "score":
+            return Verdict(findings=tuple(findings), auth_results=auth)
+        reply = SmtpReply(550, "5.7.1", "Message rejected: the From header field has no usable author domain")
+        return Verdict(findings=tuple(findings), action=Action.REJECT, reply=reply, auth_results=auth)
+
     @staticmethod
     def _arc_override(r: DmarcResult, sealer: str, findings: list[Finding]) -> Verdict:
         detail = f"header.from={r.author_domain} p={r.policy}; forwarded, {sealer} recorded dmarc=pass"
@@ -174,23 +193,54 @@ class DmarcFilter(InboundFilter):
         )
         return Verdict(findings=tuple(findings), auth_results=(auth,))
 
-    def _trusted_sealer_pass(self, ctx: Context, message: Message) -> tuple[str, str]:
-        """(our arc= result, sealer) for the newest trusted sealer that recorded dmarc=pass.
+    def _trusted_sealer_pass(self, ctx: Context, message: Message, author_domain: str) -> tuple[str, str]:
+        """(our arc= result, sealer) when a trusted sealer vouches for ``author_domain``.
 
-        Only when the chain validated here (``pass``) is the record trustworthy; when it
-        could not be checked now (``temperror``) the override is merely possible.
+        The override is safe only when (RFC 8617 7.2 leaves the trust decision to us):
+
+        * the chain validated here (``pass``); when it could not be checked now
+          (``temperror``) the override is merely possible;
+        * every ARC set after the vouching one was sealed by a trusted sealer too (an
+          untrusted hop may have rewritten anything, From included, and sealed over it);
+        * the trusted sealer recorded ``dmarc=pass`` for *this* author domain, not for the
+          domain the From named when it passed through.
         """
         trusted = self.trusted_sealers
         arc = next((r.result for r in ctx.auth_results if r.method == "arc"), "none")
         if not trusted or arc not in ("pass", "temperror"):
             return "", ""
-        for arc_set in reversed(arc_sets(message)):
+        sets = arc_sets(message)
+        if [s.instance for s in sets] != list(range(1, len(sets) + 1)):
+            return "", ""  # a gap or a repeat: not a chain we can read as dkimpy did
+        for arc_set in reversed(sets):
             if arc_set.sealer not in trusted:
-                continue
-            try:
-                header = authres.AuthenticationResultsHeader.parse_value(arc_set.authentication_results)
-            except Exception:  # authres raises assorted errors on bad input
-                continue
-            if any(str(x.method) == "dmarc" and str(x.result) == "pass" for x in header.results):
+                return "", ""  # an untrusted hop came after every older set
+            if recorded_dmarc_pass(arc_set.authentication_results, author_domain):
                 return arc, arc_set.sealer
         return "", ""
+
+
+def recorded_dmarc_pass(authentication_results: str, author_domain: str) -> bool:
+    """Whether an ARC-Authentication-Results value records ``dmarc=pass`` for
+    ``header.from=author_domain`` (and no other DMARC result for that domain)."""
+    try:
+        header = authres.AuthenticationResultsHeader.parse_value(authentication_results)
+    except Exception:  # authres raises assorted errors on bad input
+        return False
+    wanted = _domain_key(author_domain)
+    verdicts = set()
+    for result in header.results:
+        if str(result.method).lower() != "dmarc":
+            continue
+        domains = {
+            _domain_key(str(p.value))
+            for p in result.properties
+            if f"{p.type}.{p.name}".lower() == "header.from"
+        }
+        if wanted in domains:
+            verdicts.add(str(result.result).lower())
+    return verdicts == {"pass"}
+
+
+def _domain_key(domain: str) -> str:
+    return domain.strip().lower().rstrip(".")

@@ -8,10 +8,13 @@ as well. Organizational domains come from the Public Suffix List that the
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from email.headerregistry import Address, AddressHeader, HeaderRegistry
 from email.utils import getaddresses
 
+import idna
 from publicsuffixlist import PublicSuffixList
 
 from milterfilters.core.context import Context, Message
@@ -19,6 +22,7 @@ from milterfilters.dns import DnsTemporaryError, TxtLookup
 
 POLICIES = ("none", "quarantine", "reject")
 _DOWNGRADE = {"reject": "quarantine", "quarantine": "none", "none": "none"}
+_WSP = " \t"  # RFC 7489 6.4: white space around tags is SP or HTAB, nothing else
 _RESULT_SEVERITY = {"pass": 0, "none": 1, "permerror": 2, "temperror": 3, "fail": 4}
 
 
@@ -49,16 +53,25 @@ def _tags(text: str) -> list[tuple[str, str]]:
     return out
 
 
+def is_dmarc_record(text: str) -> bool:
+    """Whether ``text``'s first tag is exactly ``v=DMARC1`` (RFC 7489 6.6.3 step 3).
+
+    A TXT record at ``_dmarc`` that merely starts with those characters (``v=DMARC1x``,
+    ``v=DMARC10``) is not a DMARC record: it is discarded and discovery goes on.
+    """
+    key, sep, value = text.split(";", 1)[0].partition("=")
+    return bool(sep) and key.strip(_WSP).lower() == "v" and value.strip(_WSP) == "DMARC1"
+
+
 def parse_record(text: str) -> DmarcRecord:
     """Parse a DMARC TXT record; raises :class:`DmarcRecordError` when it is unusable.
 
     As RFC 7489 6.6.3 says, a record whose ``p`` (or ``sp``) is missing or invalid counts
     as ``p=none`` when it names a report address (``rua``), and is unusable otherwise.
     """
-    tags = _tags(text)
-    if not tags or tags[0] != ("v", "DMARC1"):
+    if not is_dmarc_record(text):
         raise DmarcRecordError("record does not start with v=DMARC1")
-    values = dict(tags)
+    values = dict(_tags(text))
     has_rua = bool(values.get("rua", "").strip())
     policy = values.get("p", "").lower()
     subdomain_policy = values["sp"].lower() if "sp" in values else None
@@ -121,7 +134,7 @@ def discover_policy(author_domain: str, lookup_txt: TxtLookup) -> DiscoveredPoli
     org = organizational_domain(author_domain)
     for domain in dict.fromkeys((author_domain, org)):
         texts = [t.decode("utf-8", "replace") for t in lookup_txt(f"_dmarc.{domain}")]
-        records = [t for t in texts if t.replace(" ", "").replace("\t", "").startswith("v=DMARC1")]
+        records = [t for t in texts if is_dmarc_record(t)]
         if len(records) > 1:
             raise DmarcRecordError(f"several DMARC records at _dmarc.{domain}")
         if records:
@@ -205,18 +218,73 @@ class Authors:
 
     field_count: int
     domains: tuple[str, ...]  # in order, without repeats; "" for an address without a domain
+    #: why the author domain cannot be read with certainty ("" when it can)
+    unusable: str = ""
 
 
 def authors(message: Message) -> Authors:
-    """The author domains of ``message`` over every From field."""
+    """The author domains of ``message`` over every From field.
+
+    Each From value is read twice, strictly (RFC 5322, ``email.headerregistry``) and
+    leniently (``getaddresses``); when the readings disagree, or a domain is missing or is not
+    a valid domain name, the author domain is *unusable*: what a mail client displays may be a
+    domain DMARC never saw (RFC 7489 6.6.1).
+    """
     values = message.get_all("From")
     domains: dict[str, None] = {}
-    for _, address in getaddresses(values):
-        if address:
-            domains[address.rpartition("@")[2].lower().rstrip(".") if "@" in address else ""] = None
+    problem = ""
+    for value in values:
+        found, why = read_author_domains(value)
+        problem = problem or why
+        domains.update(dict.fromkeys(found))
     if values and not domains:
         domains[""] = None
-    return Authors(len(values), tuple(domains))
+    return Authors(len(values), tuple(domains), problem)
+
+
+_REGISTRY = HeaderRegistry()
+_LDH_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+_DOT_LOOKALIKES = ("\u3002", "\uff0e", "\uff61")
+
+
+def read_author_domains(value: str) -> tuple[tuple[str, ...], str]:
+    """The domains one From value names (lower case, IDNA A-labels), and why they cannot be
+    trusted to be what a reader sees ("" when they can)."""
+    try:
+        header = _REGISTRY("From", value)
+        strict: list[Address] = list(header.addresses) if isinstance(header, AddressHeader) else []
+    except Exception:  # the header parser raises assorted errors on hostile input
+        return (), "From cannot be parsed"
+    if not strict:
+        return (), "From names no address"
+    domains = []
+    for address in strict:
+        if not address.domain:
+            return (), "an address in From has no domain"
+        domain = _valid_domain(address.domain)
+        if not domain:
+            return (), "a From domain is not a valid domain name"
+        domains.append(domain)
+    lenient = {a.rpartition("@")[2].lower() for _, a in getaddresses([value]) if a}
+    if lenient != {d.lower() for d in (a.domain for a in strict)}:
+        return (), "From reads differently to different parsers"
+    return tuple(dict.fromkeys(domains)), ""
+
+
+def _valid_domain(domain: str) -> str:
+    """``domain`` as a lower-case A-label name, or "" when it is no valid domain name
+    (a literal, a trailing or look-alike dot, an invalid IDNA2008 label)."""
+    if domain.startswith("[") or any(d in domain for d in _DOT_LOOKALIKES):
+        return ""
+    labels = domain.lower().split(".")
+    if len(domain) > 253 or not all(labels):
+        return ""
+    if domain.isascii():
+        return domain.lower() if all(_LDH_LABEL.fullmatch(label) for label in labels) else ""
+    try:
+        return idna.encode(domain, uts46=False).decode("ascii").lower()
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return ""
 
 
 @dataclass(frozen=True)
