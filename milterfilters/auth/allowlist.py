@@ -9,7 +9,7 @@ unauthenticated is reported as well, since that is what a forgery looks like.
 Client networks are listed apart: the TCP connection itself authenticates the client IP.
 
 The adjustment is the symbols' weight (``[scores] ALLOWLIST_DOMAIN = -20``, say).
-Runs after the dkim and dmarc filters so that it sees their results.
+Runs after the dkim filter (it declares ``after = ("dkim",)``) so that it sees its results.
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ class AllowlistFilter(Filter):
         "ALLOWLIST_UNAUTHENTICATED": 1.0,
     }
     needs_headers = True
+    #: reads the DKIM results found at end of data (and SPF's, from MAIL FROM)
+    after = ("dkim",)
 
     def __init__(self, options: AllowlistOptions, services: Services) -> None:
         super().__init__(options, services)
