@@ -25,7 +25,7 @@ from milterfilters.config.sections import (
     score_range,
 )
 from milterfilters.core.filter import COMMON_KEYS, Filter, FilterSettings
-from milterfilters.core.schema import MAX_NESTING, ConfigError, build, check_nesting, convert
+from milterfilters.core.schema import MAX_NESTING, ConfigError, build, check_nesting, convert, key_path
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def _scores(value: Any, source: str) -> Mapping[str, float]:
     """``[scores]``: symbol weights, each a finite number within the score limit."""
     scores = {}
     for sym, weight in _table(value, "scores", source).items():
-        key = f"scores.{sym}"
+        key = key_path("scores", sym)
         scores[sym] = convert(float, weight, key=key, source=source)
         try:
             score_range(scores[sym])
@@ -132,7 +132,9 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Config:
         else:
             known = sorted(set(SECTIONS) | {"scores"} | set(filters))
             raise ConfigError(
-                f"unknown section (known sections: {', '.join(known)})", source=source, key=name
+                f"unknown section (known sections: {', '.join(known)})",
+                source=source,
+                key=key_path("", name),
             )
     specs = tuple(
         _build_filter(name, cls, _table(data.get(name, {}), name, source), source)

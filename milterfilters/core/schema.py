@@ -34,9 +34,11 @@ __all__ = [
     "doc",
     "field_docs",
     "in_range",
+    "key_path",
     "one_line_text",
     "reply_text",
     "to_plain",
+    "toml_quote",
 ]
 
 #: A field's own rule: raises ValueError (with the reason) when the value is refused.
@@ -108,6 +110,28 @@ def authserv_id(value: str) -> None:
         )
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def toml_quote(text: str) -> str:
+    """``text`` as a TOML basic string: quote, backslash and control characters escaped."""
+
+    def escape(c: str) -> str:
+        if c in _TOML_ESCAPES:
+            return _TOML_ESCAPES[c]
+        return f"\\u{ord(c):04X}" if ord(c) < 0x20 or ord(c) == 0x7F else c
+
+    return '"' + "".join(escape(c) for c in text) + '"'
+
+
+def key_path(parent: str, name: object) -> str:
+    """``parent.name`` as TOML writes it: a name that is not a bare key is quoted (``scores."a b"``)."""
+    text = str(name)
+    part = text if _BARE_KEY.fullmatch(text) else toml_quote(text)
+    return f"{parent}.{part}" if parent else part
+
+
 def check_nesting(data: Any, *, source: str = "", limit: int = MAX_NESTING) -> None:
     """Refuse a document whose tables and lists nest deeper than ``limit`` (iteratively, so a
     hostile document cannot exhaust the stack), naming the first key that does."""
@@ -115,7 +139,7 @@ def check_nesting(data: Any, *, source: str = "", limit: int = MAX_NESTING) -> N
     while stack:
         key, value, depth = stack.pop()
         if isinstance(value, Mapping):
-            children = [(f"{key}.{k}" if key else str(k), v) for k, v in value.items()]
+            children = [(key_path(key, k), v) for k, v in value.items()]
         elif isinstance(value, (list, tuple)):
             children = [(f"{key}[{i}]", v) for i, v in enumerate(value)]
         else:
@@ -181,7 +205,7 @@ def convert(tp: Any, value: Any, *, key: str, source: str) -> Any:
             raise fail()
         item = get_args(tp)[1]
         return types.MappingProxyType(
-            {str(k): convert(item, v, key=f"{key}.{k}", source=source) for k, v in value.items()}
+            {str(k): convert(item, v, key=key_path(key, k), source=source) for k, v in value.items()}
         )
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if not isinstance(value, Mapping):
@@ -222,7 +246,7 @@ def build(cls: type[T], data: Mapping[str, Any], *, key: str = "", source: str =
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
-        path = f"{key}.{name}" if key else name
+        path = key_path(key, name)
         if name not in fields:
             known = ", ".join(sorted(fields)) or "none"
             raise ConfigError(f"unknown key (known keys: {known})", source=source, key=path)
@@ -234,7 +258,7 @@ def build(cls: type[T], data: Mapping[str, Any], *, key: str = "", source: str =
             and f.default is dataclasses.MISSING
             and (f.default_factory is dataclasses.MISSING)
         ):
-            path = f"{key}.{name}" if key else name
+            path = key_path(key, name)
             raise ConfigError("required key is missing", source=source, key=path)
     try:
         obj = cls(**kwargs)

@@ -67,7 +67,7 @@ HOSTILE_CASES = {
         "actions.reject_text",
     ),
     "reject_text_over_400_characters": (f'[actions]\nreject_text = "{"x" * 401}"\n', "actions.reject_text"),
-    "reject_text_not_ascii": ('[actions]\nreject_text = "Spam – refusé"\n', "actions.reject_text"),
+    "reject_text_not_ascii": ('[actions]\nreject_text = "Spam refus\u00e9"\n', "actions.reject_text"),
     "spf_explanation_with_crlf": (
         '[spf]\ndefault_explanation = "no\\r\\nX-Injected: yes"\n',
         "spf.default_explanation",
@@ -85,7 +85,10 @@ HOSTILE_CASES = {
         "milter.authserv_id",
     ),
     "authserv_id_with_space": ('[milter]\nauthserv_id = "mx example"\n', "milter.authserv_id"),
-    "subject_prefix_with_newline": ('[actions]\nsubject_prefix = "[SPAM]\\nBcc: x"\n', "actions.subject_prefix"),
+    "subject_prefix_with_newline": (
+        '[actions]\nsubject_prefix = "[SPAM]\\nBcc: x"\n',
+        "actions.subject_prefix",
+    ),
     "deep_nesting_in_a_known_section": (
         "[milter]\nsocket_mode = " + "[" * 40 + "]" * 40 + "\n",
         "milter.socket_mode",
@@ -130,7 +133,7 @@ def test_hostile_key_cannot_break_the_error_line() -> None:
         config_from_dict({"scores": {"X\r\nY\u2028Z": float("nan")}}, source="f.toml")
     text = str(caught.value)
     assert "\r" not in text and "\n" not in text and "\u2028" not in text
-    assert "f.toml" in text and "scores.X" in text
+    assert "f.toml" in text and 'scores."X\\r\\nY' in text
 
 
 def test_huge_value_is_cut_in_the_error_line() -> None:
