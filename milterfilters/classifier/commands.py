@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from milterfilters.classifier.paths import DEFAULT_MODEL_DIR
-from milterfilters.classifier.sources import LabelledMessage, SourceError, iter_corpus, read_split_file
+from milterfilters.classifier.sources import (
+    LabelledMessage,
+    Skipped,
+    SourceError,
+    iter_corpus,
+    read_split_file,
+)
 from milterfilters.core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -74,15 +80,15 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
-def _messages(args: argparse.Namespace) -> Iterator[LabelledMessage]:
-
+def _messages(args: argparse.Namespace, skipped: Skipped) -> Iterator[LabelledMessage]:
+    """The labelled mail the arguments name; what is not a regular file goes to ``skipped``."""
     if not (args.ham or args.spam or args.corpus):
         raise UsageError("give --ham/--spam paths or --corpus with --split-file")
     if bool(args.corpus) != bool(args.split_file):
         raise UsageError("--corpus and --split-file go together")
     try:
         labels = read_split_file(args.split_file, args.split) if args.split_file else None
-        yield from iter_corpus(tuple(args.ham), tuple(args.spam), tuple(args.corpus), labels)
+        yield from iter_corpus(tuple(args.ham), tuple(args.spam), tuple(args.corpus), labels, skipped)
     except SourceError as e:
         raise UsageError(str(e)) from e
 
@@ -93,6 +99,11 @@ def _progress(desc: str) -> Any:
     except ImportError:  # progress is a nicety
         return lambda it: it
     return lambda it: tqdm(it, desc=desc, unit=" msg", file=sys.stderr, disable=None)
+
+
+def _warn_skipped(skipped: Skipped) -> None:
+    if skipped.count:
+        print(f"warning: {skipped.summary()}", file=sys.stderr)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -110,8 +121,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not 10 <= args.hash_bits <= 24:
             raise UsageError("--hash-bits must be between 10 and 24")
         settings = FeatureSettings(n_features_log2=args.hash_bits)
+    skipped = Skipped()
     data = collect(
-        _messages(args),
+        _messages(args, skipped),
         settings,
         max_per_class=args.max_per_class,
         seed=args.seed,
@@ -130,8 +142,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     cv = model.metadata.get("cross_validation", {})
     print(
         f"{'updated' if old else 'trained'} {out}: {summary['ham']} ham, {summary['spam']} spam "
-        f"({summary['duplicates_dropped']} duplicates dropped) in {model.metadata['training_seconds']:.1f}s"
+        f"({summary['duplicates_dropped']} duplicates dropped)"
+        + (f" ({skipped.count} skipped: not regular files)" if skipped.count else "")
+        + f" in {model.metadata['training_seconds']:.1f}s"
     )
+    _warn_skipped(skipped)
     if cv and not old:
         print(
             f"cross-validation: AUC {cv['auc']:.5f}, 1-ROCA {cv['one_minus_roca_percent']:.4f}%, "
@@ -175,7 +190,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from milterfilters.classifier.evaluation import summarize
 
     threshold, high = _thresholds(args.config)
-    names, labels, scores, elapsed = _score(_messages(args), args.model)
+    skipped = Skipped()
+    names, labels, scores, elapsed = _score(_messages(args, skipped), args.model)
+    _warn_skipped(skipped)
     if not len(labels):
         raise UsageError("no messages to evaluate")
     result = summarize(labels, scores, threshold)
@@ -195,10 +212,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "high_false_positives": at_high.false_positives,
             "high_false_negatives": at_high.false_negatives,
             "ms_per_message": round(ms, 3),
+            "skipped": skipped.count,
         }
         print(json.dumps(result.as_dict() | extra, indent=2))
         return 0
-    print(f"messages: {result.ham} ham, {result.spam} spam  ({ms:.2f} ms/message)")
+    print(f"messages: {result.ham} ham, {result.spam} spam, {skipped.count} skipped  ({ms:.2f} ms/message)")
     print(f"ROC AUC: {result.auc:.5f}   1-ROCA: {result.one_minus_roca_percent:.4f}%")
     print(
         f"at threshold {threshold:g}: {result.false_positives} false positives (ham as spam), "

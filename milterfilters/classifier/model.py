@@ -182,6 +182,20 @@ def _settings_from(meta: Mapping[str, Any], source: str) -> FeatureSettings:
     return settings
 
 
+def _check_finite(value: np.ndarray, intercept: float, calibration: Calibration, source: str) -> None:
+    """Refuse a model holding NaN or infinity: it would score every message as NaN or fail on it."""
+    if not np.all(np.isfinite(value)):
+        raise ModelError("weights.npz: the weights hold a number that is not finite", source=source)
+    numbers = {
+        "intercept": intercept,
+        "calibration.slope": calibration.slope,
+        "calibration.offset": calibration.offset,
+    }
+    for key, number in numbers.items():
+        if not math.isfinite(number):
+            raise ModelError(f"model.json: {key} is {number!r}, not a finite number", source=source)
+
+
 def load_model(directory: str | os.PathLike[str]) -> Model:
     """Load and verify a model directory; raises :class:`ModelError` on any problem."""
     path = Path(directory)
@@ -204,12 +218,11 @@ def load_model(directory: str | os.PathLike[str]) -> Model:
             value = np.asarray(arrays["value"], dtype=np.float32)
         intercept = float(meta["intercept"])
         calibration = Calibration(float(meta["calibration"]["slope"]), float(meta["calibration"]["offset"]))
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, OverflowError) as e:
         raise ModelError(f"cannot read the weights: {e}", source=source) from e
     if index.shape != value.shape or (index.size and (index.min() < 0 or index.max() >= n_features)):
         raise ModelError("weights do not fit the feature settings", source=source)
-    if not (np.all(np.isfinite(value)) and math.isfinite(intercept)):
-        raise ModelError("weights are not finite numbers", source=source)
+    _check_finite(value, intercept, calibration, source)
     weights = np.zeros(n_features, dtype=np.float32)
     weights[index] = value
     return Model(settings, weights, intercept, calibration, metadata=meta)

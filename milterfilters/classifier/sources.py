@@ -3,18 +3,25 @@ files, and tar archives (``.tar``, ``.tar.gz``, ``.tar.xz``) read as a stream.
 
 Every source yields ``(name, raw bytes)`` one message at a time, so memory stays bounded
 whatever the size of the archive. :class:`Deduplicator` drops repeated messages.
+
+Only regular files are read: a FIFO, a device, a socket or a dangling link found in a folder
+(or an archive member of such a kind) is skipped and counted in :class:`Skipped`, never opened
+in a way that could block — a FIFO would otherwise hang ``train`` for ever.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import mailbox
 import os
+import stat
 import tarfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 #: Messages larger than this are read only up to this many bytes (features use a prefix).
 MAX_READ_BYTES = 1 << 20
@@ -35,8 +42,71 @@ class LabelledMessage:
     raw: bytes
 
 
-def _read_prefix(path: Path) -> bytes:
-    with path.open("rb") as f:
+@dataclass
+class Skipped:
+    """What a reader passed over: ``(name, reason)`` per entry that is not a readable regular file."""
+
+    entries: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, name: str, reason: str) -> None:
+        self.entries.append((name, reason))
+
+    @property
+    def count(self) -> int:
+        return len(self.entries)
+
+    def summary(self, shown: int = 3) -> str:
+        """``N skipped (not regular files), e.g. a (FIFO), b (dangling link)``; "" when none."""
+        if not self.entries:
+            return ""
+        examples = ", ".join(f"{name} ({reason})" for name, reason in self.entries[:shown])
+        more = ", ..." if self.count > shown else ""
+        return f"{self.count} skipped (not readable regular files), e.g. {examples}{more}"
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISDIR, "directory"),
+)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def _open_regular(path: Path, skipped: Skipped) -> BinaryIO | None:
+    """``path`` opened for reading if it is a regular file (links followed), else ``None`` with
+    the reason recorded. Special files are never opened (a device may act on open); the open is
+    non-blocking and checked again, so a file swapped for a FIFO meanwhile cannot block either."""
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            skipped.add(str(path), _kind(mode))
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        skipped.add(str(path), "dangling link" if path.is_symlink() else "no such file or directory")
+        return None
+    except OSError as e:
+        skipped.add(str(path), e.strerror or "unreadable")
+        return None
+    f = os.fdopen(fd, "rb")
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        f.close()
+        skipped.add(str(path), _kind(mode))
+        return None
+    return f
+
+
+def _read_prefix(path: Path, skipped: Skipped) -> bytes | None:
+    f = _open_regular(path, skipped)
+    if f is None:
+        return None
+    with f:
         return f.read(MAX_READ_BYTES)
 
 
@@ -44,19 +114,16 @@ def is_maildir(path: Path) -> bool:
     return (path / "cur").is_dir() and (path / "new").is_dir()
 
 
-def _is_mbox(path: Path) -> bool:
-    with path.open("rb") as f:
-        return f.read(5) == b"From "
-
-
-def _iter_folder(root: Path) -> Iterator[tuple[str, bytes]]:
+def _iter_folder(root: Path, skipped: Skipped) -> Iterator[tuple[str, bytes]]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "tmp")
         for name in sorted(filenames):
             if name.startswith(".") or name.endswith(".tsv"):
                 continue
             path = Path(dirpath) / name
-            yield str(path), _read_prefix(path)
+            raw = _read_prefix(path, skipped)
+            if raw is not None:
+                yield str(path), raw
 
 
 def _iter_mbox(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -70,12 +137,14 @@ def _iter_mbox(path: Path) -> Iterator[tuple[str, bytes]]:
         box.close()
 
 
-def _iter_tar(path: Path) -> Iterator[tuple[str, bytes]]:
+def _iter_tar(path: Path, skipped: Skipped) -> Iterator[tuple[str, bytes]]:
     """Regular files of a tar archive, in archive order, relative to its top folder."""
     try:
         with tarfile.open(path, mode="r|*") as tar:
             for member in tar:
                 if not member.isfile():
+                    if not member.isdir():
+                        skipped.add(f"{path}#{member.name}", _tar_kind(member))
                     continue
                 inner = member.name.split("/", 1)[1] if "/" in member.name else member.name
                 base = inner.rsplit("/", 1)[-1]
@@ -88,33 +157,54 @@ def _iter_tar(path: Path) -> Iterator[tuple[str, bytes]]:
         raise SourceError(f"{path}: not a readable tar archive: {e}") from e
 
 
-def iter_messages(path: str | os.PathLike[str]) -> Iterator[tuple[str, bytes]]:
-    """Messages at ``path``: a Maildir, a folder of files, an mbox, a tar archive or one file."""
+def _tar_kind(member: tarfile.TarInfo) -> str:
+    if member.issym() or member.islnk():
+        return "link"
+    if member.isfifo():
+        return "FIFO"
+    return "device" if member.isdev() else "not a regular file"
+
+
+def iter_messages(
+    path: str | os.PathLike[str], skipped: Skipped | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """Messages at ``path``: a Maildir, a folder of files, an mbox, a tar archive or one file.
+
+    What is not a regular file is passed over and recorded in ``skipped``.
+    """
     p = Path(path)
+    skipped = Skipped() if skipped is None else skipped
     if p.is_dir():
-        if is_maildir(p):
-            for sub in ("cur", "new"):
-                yield from _iter_folder(p / sub)
-        else:
-            yield from _iter_folder(p)
-    elif p.is_file():
-        if p.name.endswith(_TAR_SUFFIXES):
-            yield from _iter_tar(p)
-        elif _is_mbox(p):
-            yield from _iter_mbox(p)
-        else:
-            yield str(p), _read_prefix(p)
+        for folder in (p / "cur", p / "new") if is_maildir(p) else (p,):
+            yield from _iter_folder(folder, skipped)
+    elif p.exists() or p.is_symlink():
+        yield from _iter_file(p, skipped)
     else:
         raise SourceError(f"{p}: no such file or directory")
 
 
+def _iter_file(p: Path, skipped: Skipped) -> Iterator[tuple[str, bytes]]:
+    f = _open_regular(p, skipped)
+    if f is None:
+        return
+    with f:
+        start = b"" if p.name.endswith(_TAR_SUFFIXES) else f.read(MAX_READ_BYTES)
+    if p.name.endswith(_TAR_SUFFIXES):
+        yield from _iter_tar(p, skipped)
+    elif start.startswith(b"From "):
+        yield from _iter_mbox(p)
+    else:
+        yield str(p), start
+
+
 def read_split_file(path: str | os.PathLike[str], split: str) -> dict[str, str]:
     """``path → label`` for the rows of a split TSV (columns path, label, split) in ``split``."""
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f, delimiter="\t"))
-    except OSError as e:
-        raise SourceError(f"{path}: {e.strerror}") from e
+    f = _open_regular(Path(path), failed := Skipped())
+    if f is None:
+        raise SourceError(f"{path}: {failed.entries[0][1]}")
+    with f:
+        text = f.read().decode("utf-8", errors="replace")
+    rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t"))
     if not rows or not {"path", "label", "split"} <= set(rows[0]):
         raise SourceError(f"{path}: expected a TSV with columns path, label, split")
     chosen = {r["path"]: r["label"] for r in rows if r["split"] == split}
@@ -131,18 +221,21 @@ def iter_corpus(
     spam: tuple[str, ...] = (),
     corpus: tuple[str, ...] = (),
     labels: Mapping[str, str] | None = None,
+    skipped: Skipped | None = None,
 ) -> Iterator[LabelledMessage]:
     """Labelled messages: every message under ``ham`` and ``spam``, and the messages of
-    ``corpus`` (archives or folders) whose relative path ``labels`` lists."""
+    ``corpus`` (archives or folders) whose relative path ``labels`` lists. Entries that are
+    not regular files are recorded in ``skipped``."""
+    skipped = Skipped() if skipped is None else skipped
     for label, paths in (("ham", ham), ("spam", spam)):
         for path in paths:
-            for name, raw in iter_messages(path):
+            for name, raw in iter_messages(path, skipped):
                 yield LabelledMessage(name, label, raw)
     for path in corpus:
         if labels is None:
             raise SourceError("a corpus needs a split file that labels its messages")
         root = Path(path)
-        for name, raw in iter_messages(path):
+        for name, raw in iter_messages(path, skipped):
             key = os.path.relpath(name, root) if root.is_dir() else name
             if key in labels:
                 yield LabelledMessage(name, labels[key], raw)

@@ -17,9 +17,15 @@ from types import MappingProxyType
 from typing import Any
 
 from milterfilters.config.registry import PluginError, available_filters
-from milterfilters.config.sections import ActionsSection, DnsSection, LoggingSection, MilterSection
+from milterfilters.config.sections import (
+    ActionsSection,
+    DnsSection,
+    LoggingSection,
+    MilterSection,
+    score_range,
+)
 from milterfilters.core.filter import COMMON_KEYS, Filter, FilterSettings
-from milterfilters.core.schema import ConfigError, build
+from milterfilters.core.schema import MAX_NESTING, ConfigError, build, check_nesting, convert, key_path
 
 
 @dataclass(frozen=True)
@@ -92,32 +98,43 @@ def _build_filter(name: str, cls: type[Filter], data: Mapping[str, Any], source:
     return FilterSpec(name=name, cls=cls, settings=settings, options=options)
 
 
+def _scores(value: Any, source: str) -> Mapping[str, float]:
+    """``[scores]``: symbol weights, each a finite number within the score limit."""
+    scores = {}
+    for sym, weight in _table(value, "scores", source).items():
+        key = key_path("scores", sym)
+        scores[sym] = convert(float, weight, key=key, source=source)
+        try:
+            score_range(scores[sym])
+        except ValueError as e:
+            raise ConfigError(str(e), source=source, key=key) from None
+    return MappingProxyType(scores)
+
+
 def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Config:
-    """Validate a parsed TOML document into a :class:`Config`."""
+    """Validate a parsed TOML document into a :class:`Config`.
+
+    Anything wrong raises :class:`ConfigError` naming the source and the key.
+    """
     try:
         filters = available_filters()
     except PluginError as e:
         raise ConfigError(str(e), source=source) from e
+    check_nesting(data, source=source)
     sections: dict[str, Any] = {}
     for name, value in data.items():
         if name in SECTIONS:
             sections[name] = build(SECTIONS[name], _table(value, name, source), key=name, source=source)
         elif name == "scores":
-            table = _table(value, name, source)
-            scores = {}
-            for sym, weight in table.items():
-                if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-                    raise ConfigError(
-                        f"expected a number, got {weight!r}", source=source, key=f"scores.{sym}"
-                    )
-                scores[sym] = float(weight)
-            sections["scores"] = MappingProxyType(scores)
+            sections["scores"] = _scores(value, source)
         elif name in filters:
             pass
         else:
             known = sorted(set(SECTIONS) | {"scores"} | set(filters))
             raise ConfigError(
-                f"unknown section (known sections: {', '.join(known)})", source=source, key=name
+                f"unknown section (known sections: {', '.join(known)})",
+                source=source,
+                key=key_path("", name),
             )
     specs = tuple(
         _build_filter(name, cls, _table(data.get(name, {}), name, source), source)
@@ -128,8 +145,29 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Config:
 
 def _table(value: Any, key: str, source: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise ConfigError(f"expected a table, got {value!r}", source=source, key=key)
+        raise ConfigError(f"expected a table, got {type(value).__name__}", source=source, key=key)
     return value
+
+
+def _deepest_line(text: str) -> str:
+    """Where a document nests too deeply for the parser: ``line N (key K)``, best effort."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.count("[") + line.count("{") > MAX_NESTING:
+            key = line.partition("=")[0].strip() if "=" in line else ""
+            return f"line {number}" + (f" (key {key})" if key else "")
+    return "a value"
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"invalid TOML: {e}", source=source) from e
+    except RecursionError:
+        where = _deepest_line(text)
+        raise ConfigError(
+            f"invalid TOML: {where} nests deeper than {MAX_NESTING} levels", source=source
+        ) from None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -142,11 +180,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except OSError as e:
         raise ConfigError(f"cannot read configuration: {e.strerror}", source=str(p)) from e
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"not UTF-8 text: {e}", source=str(p)) from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"invalid TOML: {e}", source=str(p)) from e
-    return config_from_dict(data, source=str(p))
-
-
+    return config_from_dict(_parse_toml(text, str(p)), source=str(p))

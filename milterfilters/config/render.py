@@ -3,12 +3,12 @@ included, generated from the same definitions the loader validates against."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from milterfilters.config.loader import SECTIONS, Config
+from milterfilters.core.errors import one_line
 from milterfilters.core.filter import FilterSettings
-from milterfilters.core.schema import field_docs, to_plain
+from milterfilters.core.schema import field_docs, key_path, to_plain, toml_quote
 
 
 def _toml_value(value: Any) -> str:
@@ -17,11 +17,11 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value)
+        return toml_quote(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{key_path('', k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(value)
 
 
@@ -40,13 +40,13 @@ def _section_lines(name: str, obj: Any, cls: type) -> list[str]:
 
 def render_config(config: Config) -> str:
     """The effective configuration as commented TOML, every default included."""
-    out = [f"# effective configuration from {config.source}", ""]
+    out = [f"# effective configuration from {one_line(config.source)}", ""]
     for name, cls in SECTIONS.items():
         out += _section_lines(name, getattr(config, name), cls) + [""]
     out.append("[scores]")
     out.append("# symbol weights: filters' defaults, overridden by this table")
     for sym, weight in sorted(config.weights().items()):
-        out.append(f"{sym} = {weight!r}")
+        out.append(f"{key_path('', sym)} = {weight!r}")
     out.append("")
     for spec in config.filters:
         doc_line = (spec.cls.__doc__ or "").strip().splitlines()

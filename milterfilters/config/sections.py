@@ -11,7 +11,17 @@ import socket
 from dataclasses import dataclass
 from typing import Literal
 
-from milterfilters.core.schema import doc
+from milterfilters.core.schema import authserv_id, doc, in_range, one_line_text, reply_text
+
+#: scores, weights and thresholds lie within plus or minus this (so that a sum stays finite)
+SCORE_LIMIT = 1_000_000.0
+#: the longest time any setting may give, in seconds (one day)
+MAX_SECONDS = 86_400.0
+
+#: a weight or threshold: finite and within ``SCORE_LIMIT``
+score_range = in_range(-SCORE_LIMIT, SCORE_LIMIT)
+#: a time limit: more than nothing, at most a day
+seconds_range = in_range(0, MAX_SECONDS, above=True)
 
 
 @dataclass(frozen=True)
@@ -25,13 +35,26 @@ class MilterSection:
     )
     socket_mode: str = doc("permissions of a unix socket (octal)", "0660")
     socket_group: str = doc("group of a unix socket (e.g. postfix); empty keeps the default", "")
-    authserv_id: str = doc("authserv-id in Authentication-Results; empty means this host's name", "")
-    name: str = doc("milter name (Sendmail's INPUT_MAIL_FILTER name)", "milterfilters")
-    timeout: int = doc("seconds to wait for the MTA before dropping a milter connection", 600)
+    authserv_id: str = doc(
+        "authserv-id in Authentication-Results (an RFC 8601 token such as mx.example.org); "
+        "empty means this host's name",
+        "",
+        check=authserv_id,
+    )
+    name: str = doc("milter name (Sendmail's INPUT_MAIL_FILTER name)", "milterfilters", check=one_line_text)
+    timeout: int = doc(
+        "seconds to wait for the MTA before dropping a milter connection (1 to 86400)",
+        600,
+        check=in_range(1, MAX_SECONDS),
+    )
     max_body_bytes: int = doc(
         "body bytes kept for content filters; the rest is counted, not stored", 10 * 1024 * 1024
     )
-    stop_timeout: float = doc("seconds to wait for connections to finish on SIGTERM", 10.0)
+    stop_timeout: float = doc(
+        "seconds to wait for connections to finish on SIGTERM (0 to 86400)",
+        10.0,
+        check=in_range(0, MAX_SECONDS),
+    )
 
     def validate(self) -> None:
         try:
@@ -59,13 +82,15 @@ class DnsSection:
         "servers to ask, as host or host:port; empty uses the system resolver",
         default_factory=tuple,
     )
-    timeout: float = doc("seconds per DNS query, and per message for each filter's checks", 5.0)
+    timeout: float = doc(
+        "seconds per DNS query, and per message for each filter's checks (more than 0, at most 86400)",
+        5.0,
+        check=seconds_range,
+    )
     cache_size: int = doc("answers kept in the TTL cache (negative answers included); 0 = no cache", 10000)
     lookup_budget: int = doc("DNS lookups one check may make (cache hits count) before temperror", 250)
 
     def validate(self) -> None:
-        if self.timeout <= 0:
-            raise ValueError("timeout must be positive")
         if self.cache_size < 0:
             raise ValueError("cache_size must not be negative")
         if self.lookup_budget < 1:
@@ -80,21 +105,27 @@ class DnsSection:
 class ActionsSection:
     """Score thresholds that turn the total score into an action."""
 
-    tag: float | None = doc("score at which the message is tagged (headers, subject prefix)", 6.0)
-    quarantine: float | None = doc("score at which the message is quarantined at the MTA", None)
-    reject: float | None = doc("score at which the message is rejected", 15.0)
-    subject_prefix: str = doc("prefix for the Subject of tagged mail, e.g. [SPAM]", "")
+    tag: float | None = doc(
+        "score at which the message is tagged (headers, subject prefix)", 6.0, check=score_range
+    )
+    quarantine: float | None = doc(
+        "score at which the message is quarantined at the MTA", None, check=score_range
+    )
+    reject: float | None = doc("score at which the message is rejected", 15.0, check=score_range)
+    subject_prefix: str = doc("prefix for the Subject of tagged mail, e.g. [SPAM]", "", check=one_line_text)
     status_headers: bool = doc(
         "add X-Milterfilters-Score/-Symbols (X-Spam-Flag on tagged mail) to accepted mail", True
     )
-    reject_text: str = doc("text of the reply when the score rejects", "Message rejected as spam")
+    reject_text: str = doc(
+        "text of the reply when the score rejects (printable ASCII, at most 400 characters)",
+        "Message rejected as spam",
+        check=reply_text,
+    )
 
     def validate(self) -> None:
         ordered = [t for t in (self.tag, self.quarantine, self.reject) if t is not None]
         if ordered != sorted(ordered):
             raise ValueError("thresholds must satisfy tag <= quarantine <= reject")
-        if any(c in self.subject_prefix for c in "\r\n"):
-            raise ValueError("subject_prefix must be one line")
 
 
 @dataclass(frozen=True)

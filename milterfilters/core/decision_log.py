@@ -3,6 +3,10 @@ symbols, elapsed time — as key=value text or as JSON.
 
 The chain builds the record (:func:`decision_record`) from what the session knows; the
 format travels with the chain (``[logging] format``), never through a module global.
+
+A line is bounded whatever the message: a list keeps its first :data:`MAX_LIST_ITEMS` items and
+then says how many more there were (``...(+9990 more)``), and a string is cut at
+:data:`MAX_VALUE_CHARS` characters (``...(+N chars)``), in both formats.
 """
 
 from __future__ import annotations
@@ -19,6 +23,30 @@ from milterfilters.core.verdict import Decision
 log = logging.getLogger("milterfilters.decision")
 
 LogFormat = Literal["text", "json"]
+
+#: items of a list written before the rest is only counted
+MAX_LIST_ITEMS = 20
+#: characters of one value (or of one list item) written before the rest is only counted
+MAX_VALUE_CHARS = 500
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_VALUE_CHARS:
+        return text
+    return f"{text[:MAX_VALUE_CHARS]}...(+{len(text) - MAX_VALUE_CHARS} chars)"
+
+
+def bounded(value: object) -> object:
+    """``value`` made short enough for a log line: long strings cut, long lists truncated with
+    a count of what was left out (the count is the last item)."""
+    if isinstance(value, str):
+        return _cut(value)
+    if isinstance(value, (list, tuple)):
+        items = [_cut(str(v)) if isinstance(v, str) else v for v in value[:MAX_LIST_ITEMS]]
+        if len(value) > MAX_LIST_ITEMS:
+            items.append(f"...(+{len(value) - MAX_LIST_ITEMS} more)")
+        return items
+    return value
 
 
 def _quote(value: str) -> str:
@@ -59,7 +87,9 @@ def decision_record(
 
 
 def format_record(record: dict[str, object], log_format: LogFormat = "text") -> str:
-    """One line: ``key=value`` pairs (empty values left out), or a JSON object."""
+    """One line: ``key=value`` pairs (empty values left out), or a JSON object; long lists
+    and strings are shortened (:func:`bounded`)."""
+    record = {key: bounded(value) for key, value in record.items()}
     if log_format == "json":
         return json.dumps(record, ensure_ascii=True)
     parts = []

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from milterfilters.core.context import Context
-from milterfilters.core.schema import doc
+from milterfilters.core.schema import doc, in_range
 from milterfilters.core.services import Services
 from milterfilters.core.stages import Stage
 from milterfilters.core.verdict import Verdict
@@ -41,11 +41,11 @@ class FilterSettings:
         "what an exception or timeout in this filter does: tempfail (451 4.7.1), ignore, reject",
         "tempfail",
     )
-    timeout: float = doc("seconds this filter may take per stage before on_error applies", 10.0)
-
-    def validate(self) -> None:
-        if self.timeout <= 0:
-            raise ValueError("timeout must be positive")
+    timeout: float = doc(
+        "seconds this filter may take per stage before on_error applies (more than 0, at most 86400)",
+        10.0,
+        check=in_range(0, 86_400, above=True),
+    )
 
 
 COMMON_KEYS = frozenset(f.name for f in dataclasses.fields(FilterSettings))

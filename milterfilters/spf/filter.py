@@ -16,7 +16,7 @@ from typing import ClassVar, Literal
 
 from milterfilters.core.context import Context
 from milterfilters.core.filter import Filter
-from milterfilters.core.schema import doc
+from milterfilters.core.schema import doc, reply_text
 from milterfilters.core.services import Services
 from milterfilters.core.verdict import (
     Action,
@@ -89,6 +89,7 @@ class SpfOptions:
     default_explanation: str = doc(
         "explanation for fail when the domain publishes no exp= (shown in the reply)",
         "SPF fail - not authorized",
+        check=reply_text,
     )
 
     def validate(self) -> None:
