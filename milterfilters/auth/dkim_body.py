@@ -186,9 +186,9 @@ class BodyHashes:
             if piece is None:
                 stream.complete = True
                 break
-            if self.hashed + len(piece) > self.max_bytes:
-                stream.over_budget = True
-                continue
+            room = self.max_bytes - self.hashed
+            if len(piece) > room:  # hash what the budget allows: l= prefixes within it verify
+                piece, stream.over_budget = piece[:room], True
             self.hashed += len(piece)
             marks = self._feed(stream, piece, marks)
 
