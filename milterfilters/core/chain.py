@@ -9,7 +9,9 @@ Combination rules:
   that stage do not run.
 * A filter that raises, returns something that is not a verdict, asks for an action that
   is illegal at the stage, or runs past its ``timeout`` gets its configured ``on_error``
-  (tempfail 451 4.7.1 by default); this is logged and counted.
+  (tempfail 451 4.7.1 by default); this is logged and counted. Each call gets
+  ``ctx.deadline`` at its ``timeout`` (core/deadline.py): work that checks it stops there
+  (``DeadlineExceeded``), and the overrun is ``on_error`` at once.
 * ``TAG``/``QUARANTINE`` asked for before end of data are carried to end of data.
 * At end of data the findings of all stages are scored by the policy; the final action
   is the most severe of the filters' direct actions and the score's action.
