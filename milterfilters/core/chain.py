@@ -301,7 +301,7 @@ class Session:
         self.chain.metrics.inc("filter_timeouts_total", filter=link.name)
         stopped = f", stopped: {where}" if where else ""
         error = f"{link.name}: timed out after {elapsed:.2f}s (limit {link.settings.timeout}s){stopped}"
-        log.error("filter %s at %s %s", link.name, stage.value, error)
+        log.error("filter %s %s", link.name, error)
         return self._error_verdict(link, stage, error), error
 
     def _run_stage(self, stage: Stage, ctx: Context) -> _Collected:
