@@ -4,6 +4,12 @@ One finding per signature (``DKIM_PASS``, ``DKIM_FAIL``, ``DKIM_TEMPERROR``,
 ``DKIM_PERMERROR``; ``DKIM_NONE`` for an unsigned message) naming the signing domain and
 selector, and one ``dkim=`` result per signature in Authentication-Results
 (``header.d``, ``header.s``, ``header.b``). Outbound mail is not verified by default.
+
+Bounded cost: at most ``max_signatures`` signatures are checked and at most
+``max_hashed_bytes`` canonical body bytes hashed per message (DKIM and ARC share the hashes);
+what is skipped is reported as ``DKIM_UNVERIFIED``/``ARC_UNVERIFIED``, never as a pass. The
+work stops at the filter's ``timeout`` (``ctx.deadline``), checked between body chunks,
+signatures and DNS lookups.
 """
 
 from __future__ import annotations
@@ -13,13 +19,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from milterfilters.auth.arc import verify_arc
-from milterfilters.auth.dkim_verify import SignatureResult, verify_message
+from milterfilters.auth.arc import ArcOutcome, verify_arc
+from milterfilters.auth.dkim_body import BodyHashes
+from milterfilters.auth.dkim_verify import DEFAULT_MAX_HASHED_BYTES, SignatureResult, verify_message
 from milterfilters.auth.inbound import InboundFilter
 from milterfilters.core.context import Context
+from milterfilters.core.deadline import Deadline
 from milterfilters.core.schema import doc
 from milterfilters.core.verdict import AuthResult, Finding, Verdict
-from milterfilters.dns import budgeted_txt_lookup
+from milterfilters.dns import TxtLookup, budgeted_txt_lookup
 
 _SYMBOLS = {
     "pass": "DKIM_PASS",
@@ -50,6 +58,12 @@ class DkimOptions:
     min_rsa_bits: int = doc("smallest RSA key accepted; RFC 8301 forbids less than 1024", 1024)
     clock_skew: int = doc("seconds of clock difference tolerated for t= (future) and x= (expiry)", 300)
     max_signatures: int = doc("signatures verified per message; further ones are not checked", 10)
+    max_hashed_bytes: int = doc(
+        "canonical body bytes hashed per message, DKIM and ARC together (each canonicalization "
+        "is hashed once for all signatures); a signature whose body hash lies beyond is reported "
+        "as DKIM_UNVERIFIED, never as a pass",
+        DEFAULT_MAX_HASHED_BYTES,
+    )
     accept_length_limited: bool = doc(
         "count a signature whose l= leaves part of the body unsigned as a pass "
         "(content can be appended to such a message); false reports it as dkim=policy",
@@ -65,6 +79,8 @@ class DkimOptions:
             raise ValueError("min_rsa_bits below 1024 is forbidden by RFC 8301")
         if self.clock_skew < 0 or self.max_signatures < 1:
             raise ValueError("clock_skew must be >= 0 and max_signatures >= 1")
+        if self.max_hashed_bytes < 1:
+            raise ValueError("max_hashed_bytes must be >= 1")
 
 
 class DkimFilter(InboundFilter):
@@ -85,6 +101,7 @@ class DkimFilter(InboundFilter):
         "ARC_PASS": 0.0,
         "ARC_FAIL": 1.0,
         "ARC_TEMPERROR": 0.0,
+        "ARC_UNVERIFIED": 0.0,
     }
     needs_body = True
 
@@ -98,15 +115,19 @@ class DkimFilter(InboundFilter):
                 findings=(Finding("DKIM_UNVERIFIED", reason),),
                 auth_results=(AuthResult("dkim", "neutral", reason=reason),),
             )
-        raw = ctx.message.raw()
-        lookup = budgeted_txt_lookup(self.services)
+        head = ctx.message.raw_head()
+        deadline = ctx.deadline
+        lookup = _deadline_lookup(budgeted_txt_lookup(self.services), deadline)
+        hashes = BodyHashes(ctx.message.body, max_bytes=self.options.max_hashed_bytes, deadline=deadline)
         results = verify_message(
-            raw,
+            head,
             lookup,
             now=self.services.clock(),
             min_rsa_bits=self.options.min_rsa_bits,
             clock_skew=self.options.clock_skew,
             max_signatures=self.options.max_signatures,
+            body_hashes=hashes,
+            deadline=deadline,
         )
         findings: list[Finding] = []
         auth: list[AuthResult] = []
@@ -118,12 +139,11 @@ class DkimFilter(InboundFilter):
             findings += f
             auth.append(a)
         if self.options.arc:
-            arc = verify_arc(raw, lookup, min_rsa_bits=self.options.min_rsa_bits)
-            comment = " ".join(arc.sealers)
-            auth.append(AuthResult("arc", arc.result, reason=arc.reason, comment=comment))
-            if arc.result != "none":
-                detail = f"{comment} {arc.reason}".strip()
-                findings.append(Finding(f"ARC_{arc.result.upper()}", detail))
+            arc = verify_arc(
+                head, lookup, min_rsa_bits=self.options.min_rsa_bits, body_hashes=hashes, deadline=deadline
+            )
+            findings += _arc_findings(arc)
+            auth.append(AuthResult("arc", arc.result, reason=arc.reason, comment=" ".join(arc.sealers)))
         return Verdict(findings=tuple(findings), auth_results=tuple(auth))
 
     def _report(self, r: SignatureResult) -> tuple[list[Finding], AuthResult]:
@@ -144,3 +164,21 @@ class DkimFilter(InboundFilter):
         )
         comment = f"{r.key_bits}-bit key" if result == "pass" and r.key_bits else ""
         return findings, AuthResult("dkim", result, properties=props, reason=r.reason, comment=comment)
+
+
+def _arc_findings(arc: ArcOutcome) -> list[Finding]:
+    """ARC_PASS/FAIL/TEMPERROR, ARC_UNVERIFIED for a chain left unchecked, none for no chain."""
+    detail = f"{' '.join(arc.sealers)} {arc.reason}".strip()
+    if arc.result != "none":
+        return [Finding(f"ARC_{arc.result.upper()}", detail)]
+    return [Finding("ARC_UNVERIFIED", detail)] if arc.reason else []
+
+
+def _deadline_lookup(lookup: TxtLookup, deadline: Deadline) -> TxtLookup:
+    """``lookup`` that first checks ``deadline`` (each lookup is bounded by ``[dns] timeout``)."""
+
+    def checked(name: str) -> list[bytes]:
+        deadline.check("DKIM key lookup")
+        return lookup(name)
+
+    return checked

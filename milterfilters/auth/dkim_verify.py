@@ -1,10 +1,16 @@
 """DKIM signature verification (RFC 6376, RFC 8463 Ed25519, RFC 8301 algorithms and key sizes).
 
-dkimpy does the cryptography; this module decides what each signature's outcome *means*:
-``pass``, ``fail`` (the signature does not match the message), ``temperror`` (DNS could not
-answer now) or ``permerror`` (the signature or its key can never verify: malformed, expired,
-no key, key too small, rsa-sha1, From not signed, ...). dkimpy folds most of these into a bare
-``False``, so the key lookup goes through a recorder that remembers what DNS answered.
+dkimpy does the header and signature cryptography; this module decides what each
+signature's outcome *means*: ``pass``, ``fail`` (the signature does not match the message),
+``temperror`` (DNS could not answer now), ``permerror`` (the signature or its key can never
+verify: malformed, expired, no key, key too small, rsa-sha1, From not signed, ...) or
+``neutral`` (not checked: over ``max_signatures``, or the body hash budget is spent). dkimpy
+folds most of these into a bare ``False``, so the key lookup goes through a recorder that
+remembers what DNS answered.
+
+The body hash (``bh=``) is not left to dkimpy, which canonicalizes the whole body again per
+signature: :mod:`milterfilters.auth.dkim_body` streams each canonicalization once, under a
+byte budget and the filter call's deadline, and dkimpy is handed only the header.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from dkim.canonicalization import CanonicalizationPolicy, InvalidCanonicalizatio
 from dkim.crypto import parse_public_key
 from dkim.util import InvalidTagValueList, parse_tag_value
 
+from milterfilters.auth.dkim_body import BodyHashes, BodyHashLimit
+from milterfilters.core.deadline import NO_DEADLINE, Deadline
 from milterfilters.dns import DnsTemporaryError, TxtLookup
 
 ACCEPTED_ALGORITHMS = frozenset({"rsa-sha256", "ed25519-sha256"})
@@ -28,6 +36,11 @@ DKIMPY_LOG = logging.getLogger("milterfilters.dkim.dkimpy")
 
 #: a line that may start a DKIM-Signature field (also matches in a body: only a pre-check)
 _SIGNATURE_LINE = re.compile(rb"(?im)^dkim-signature:")
+#: where the header ends as dkimpy's ``rfc822_parse`` sees it: the first empty line
+_HEADER_END = re.compile(rb"(?:\A|\n)\r?\n")
+#: default for the canonical body bytes hashed per message, all signatures and ARC together:
+#: both canonicalizations of a body at the milter's default ``max_body_bytes`` (10 MiB)
+DEFAULT_MAX_HASHED_BYTES = 20 * 1024 * 1024
 DKIMPY_LOG.addHandler(logging.NullHandler())
 DKIMPY_LOG.propagate = False
 
@@ -154,13 +167,81 @@ def _check_tags(tags: dict[bytes, bytes], now: float, clock_skew: float) -> str:
     return ""
 
 
-def _body_length(verifier: dkim.DKIM, tags: dict[bytes, bytes]) -> int:
+def split_message(message: bytes) -> tuple[bytes, bytes]:
+    """``message`` as its header (through the empty line) and its body, as dkimpy splits it."""
+    end = _HEADER_END.search(message)
+    cut = end.end() if end else len(message)
+    return message[:cut], message[cut:]
+
+
+def body_request(tags: dict[bytes, bytes]) -> tuple[str, int | None]:
+    """The body canonicalization and ``l=`` of a signature's tags.
+
+    Raises ``InvalidCanonicalizationPolicyError`` for a bad ``c=`` and ``ValueError`` for an
+    ``l=`` that is not 1*76DIGIT (RFC 6376 3.5).
+    """
     policy = CanonicalizationPolicy.from_c_value(tags.get(b"c", b"simple/simple"))
-    return len(policy.canonicalize_body(verifier.body))
+    limit = tags.get(b"l")
+    if limit is None:
+        return policy.body_algorithm.name.decode(), None
+    text = limit.strip()
+    if not text.isdigit() or len(text) > 76:
+        raise ValueError("l= is not a number")
+    return policy.body_algorithm.name.decode(), int(text)
+
+
+class PrecomputedBodyHash:
+    """Mixin for dkimpy's ``DKIM`` and ``ARC``: ``bh=`` is checked against :attr:`body_hashes`
+    (computed once per canonicalization and ``l=``), then dkimpy verifies the header
+    signature with the body hash taken out of its hands."""
+
+    body_hashes: BodyHashes
+
+    def verify_sig_process(self, sig: dict[bytes, bytes], include_headers: list[bytes],
+                           sig_header: tuple[bytes, bytes], dnsfunc: object) -> bool:  # fmt: skip
+        self.body_hashes.deadline.check("DKIM signature verification")
+        if b"bh" in sig:
+            try:
+                algorithm, limit = body_request(sig)
+            except InvalidCanonicalizationPolicyError as e:
+                raise dkim.MessageFormatError(f"invalid c= value: {e}") from e
+            except ValueError as e:
+                raise dkim.MessageFormatError(str(e)) from e
+            if not sig.get(b"a", b"").lower().endswith(b"-sha256"):
+                raise dkim.ValidationError("body hash algorithm is not sha256")
+            try:
+                expected = base64.b64decode(re.sub(rb"\s+", b"", sig[b"bh"]))
+            except ValueError as e:
+                raise dkim.MessageFormatError(f"bh= is not base64: {e}") from e
+            if self.body_hashes.digest(algorithm, limit) != expected:
+                raise dkim.ValidationError("body hash mismatch")
+            sig = {k: v for k, v in sig.items() if k != b"bh"}
+        return super().verify_sig_process(sig, include_headers, sig_header, dnsfunc)  # type: ignore[misc,no-any-return]
+
+
+class HeaderVerifier(PrecomputedBodyHash, dkim.DKIM):  # type: ignore[misc]
+    """dkimpy's DKIM verifier over the header only, body hashes from a :class:`BodyHashes`."""
+
+    def __init__(self, head: bytes, body_hashes: BodyHashes, *, minkey: int) -> None:
+        super().__init__(head, logger=DKIMPY_LOG, minkey=minkey)
+        self.body_hashes = body_hashes
+
+
+def _length_problem(body_hashes: BodyHashes, algorithm: str, limit: int) -> tuple[str, int]:
+    """For a signature with ``l=limit``: why it fails ("" if not) and the unsigned bytes
+    (a lower bound, at least 1, when the budget ran out before the body's end)."""
+    length = body_hashes.length(algorithm)
+    if length is None:
+        seen = body_hashes.hashed_at_least(algorithm)
+        return "", max(1, seen - limit)
+    if limit > length:
+        # the body is shorter than the signer said it signed (RFC 6376 3.5, 6.1.3)
+        return f"body shorter than l={limit}", 0
+    return "", length - limit
 
 
 def verify_signature(
-    verifier: dkim.DKIM,
+    verifier: HeaderVerifier,
     index: int,
     header_value: bytes,
     lookup_txt: TxtLookup,
@@ -190,19 +271,17 @@ def verify_signature(
     problem = _check_tags(tags, now, clock_skew)
     if problem:
         return outcome("permerror", problem)
+    try:
+        algorithm, limit = body_request(tags)
+    except ValueError as e:
+        return outcome("permerror", str(e))
+    except InvalidCanonicalizationPolicyError as e:
+        return outcome("permerror", f"invalid c= value: {e}")
     unsigned = 0
-    if b"l" in tags:
-        try:
-            limit = int(tags[b"l"])
-            body_length = _body_length(verifier, tags)
-        except ValueError:
-            return outcome("permerror", "l= is not a number")
-        except InvalidCanonicalizationPolicyError as e:
-            return outcome("permerror", f"invalid c= value: {e}")
-        if limit > body_length:
-            # the body is shorter than the signer said it signed (RFC 6376 3.5, 6.1.3)
-            return outcome("fail", f"body shorter than l={limit}")
-        unsigned = body_length - limit
+    if limit is not None:
+        short, unsigned = _length_problem(verifier.body_hashes, algorithm, limit)
+        if short:
+            return outcome("fail", short)
 
     recorder = KeyRecorder(lookup_txt)
     valid = False
@@ -211,6 +290,8 @@ def verify_signature(
         valid = verifier.verify(idx=index, dnsfunc=recorder)
     except DnsTemporaryError as e:
         return outcome("temperror", f"key lookup failed: {e}")
+    except BodyHashLimit as e:
+        return outcome("neutral", str(e))
     except dkim.ValidationError as e:
         body = str(e).startswith("body hash mismatch")
         error = outcome("fail", "body hash did not verify") if body else outcome("permerror", str(e))
@@ -246,16 +327,41 @@ def verify_message(
     min_rsa_bits: int = 1024,
     clock_skew: float = 300.0,
     max_signatures: int = 10,
+    body_hashes: BodyHashes | None = None,
+    max_hashed_bytes: int = DEFAULT_MAX_HASHED_BYTES,
+    deadline: Deadline = NO_DEADLINE,
 ) -> list[SignatureResult]:
-    """Verify every DKIM-Signature of ``message`` (at most ``max_signatures``), top first."""
+    """Verify every DKIM-Signature of ``message`` (at most ``max_signatures``), top first.
+
+    Body hashes come from ``body_hashes`` when given (shared with ARC), else from a
+    :class:`BodyHashes` over the message's body limited to ``max_hashed_bytes``. A signature
+    whose body hash the budget did not reach is ``neutral``, never ``pass``. Raises
+    ``DeadlineExceeded`` when ``deadline`` passes.
+    """
     if not _SIGNATURE_LINE.search(message):
         return []  # unsigned, the common case: spare dkimpy's parse of the whole message
-    verifier = dkim.DKIM(message, logger=DKIMPY_LOG, minkey=min_rsa_bits)
+    head, body = split_message(message)
+    if body_hashes is None:
+        body_hashes = BodyHashes(body, max_bytes=max_hashed_bytes, deadline=deadline)
+    verifier = HeaderVerifier(head, body_hashes, minkey=min_rsa_bits)
     signatures = [value for name, value in verifier.headers if name.lower() == b"dkim-signature"]
+    body_hashes.want(_requests(signatures[:max_signatures]))
     results = []
     for index, value in enumerate(signatures):
         if index >= max_signatures:
             results.append(SignatureResult("neutral", reason=f"more than {max_signatures} signatures"))
             continue
+        deadline.check("DKIM verification")
         results.append(verify_signature(verifier, index, value, lookup_txt, now=now, clock_skew=clock_skew))
     return results
+
+
+def _requests(values: list[bytes]) -> list[tuple[str, int | None]]:
+    """The (canonicalization, l=) pairs these DKIM-Signature values ask for (bad ones skipped)."""
+    requests = []
+    for value in values:
+        try:
+            requests.append(body_request(parse_tag_value(value)))
+        except (InvalidTagValueList, InvalidCanonicalizationPolicyError, ValueError):
+            continue
+    return requests

@@ -9,7 +9,9 @@ Combination rules:
   that stage do not run.
 * A filter that raises, returns something that is not a verdict, asks for an action that
   is illegal at the stage, or runs past its ``timeout`` gets its configured ``on_error``
-  (tempfail 451 4.7.1 by default); this is logged and counted.
+  (tempfail 451 4.7.1 by default); this is logged and counted. Each call gets
+  ``ctx.deadline`` at its ``timeout`` (core/deadline.py): work that checks it stops there
+  (``DeadlineExceeded``), and the overrun is ``on_error`` at once.
 * ``TAG``/``QUARANTINE`` asked for before end of data are carried to end of data.
 * At end of data the findings of all stages are scored by the policy; the final action
   is the most severe of the filters' direct actions and the score's action.
@@ -28,6 +30,7 @@ from types import MappingProxyType
 
 from milterfilters.core.authresults import render_authentication_results
 from milterfilters.core.context import Auth, Connection, Context, Envelope, Message, Recipient
+from milterfilters.core.deadline import Deadline, DeadlineExceeded
 from milterfilters.core.decision_log import LogFormat, decision_record, log_decision
 from milterfilters.core.filter import Filter, FilterSettings
 from milterfilters.core.logins import login_problem, trusted_auth
@@ -263,10 +266,16 @@ class Session:
         return Verdict(action=action, reply=SmtpReply(code, enhanced, text))
 
     def _run_link(self, link: ChainLink, stage: Stage, ctx: Context) -> tuple[Verdict | None, str]:
-        """Run one filter; returns its verdict (or its on_error verdict) and an error text."""
-        start = self.chain.clock()
+        """Run one filter; returns its verdict (or its on_error verdict) and an error text.
+
+        The filter gets a deadline (``ctx.deadline``) at its ``timeout``: raising
+        :class:`DeadlineExceeded` there, or returning after it, is a timeout.
+        """
+        clock = self.chain.clock
+        start = clock()
+        deadline = Deadline(start + link.settings.timeout, clock)
         try:
-            verdict = link.filter.run(stage, ctx)
+            verdict = link.filter.run(stage, replace(ctx, deadline=deadline))
             if verdict is not None and not isinstance(verdict, Verdict):
                 raise TypeError(f"returned {type(verdict).__name__}, not a Verdict")
             if (
@@ -275,17 +284,26 @@ class Session:
                 and not (is_legal(stage, verdict.action) or verdict.action in DEFERRED_TO_EOM)
             ):
                 raise ValueError(f"action {verdict.action.label} is not legal at {stage.value}")
+        except DeadlineExceeded as e:
+            return self._timed_out(link, stage, clock() - start, str(e))
         except Exception as e:
             error = f"{link.name}: {type(e).__name__}: {e}"
             log.error("filter %s failed at %s: %s", link.name, stage.value, error, exc_info=True)
             return self._error_verdict(link, stage, error), error
-        elapsed = self.chain.clock() - start
+        elapsed = clock() - start
         if elapsed > link.settings.timeout:
-            self.chain.metrics.inc("filter_timeouts_total", filter=link.name)
-            error = f"{link.name}: timed out after {elapsed:.2f}s (limit {link.settings.timeout}s)"
-            log.error("filter %s %s", link.name, error)
-            return self._error_verdict(link, stage, error), error
+            return self._timed_out(link, stage, elapsed)
         return verdict, ""
+
+    def _timed_out(
+        self, link: ChainLink, stage: Stage, elapsed: float, where: str = ""
+    ) -> tuple[Verdict | None, str]:
+        """A filter overran its ``timeout``: its on_error verdict, logged and counted."""
+        self.chain.metrics.inc("filter_timeouts_total", filter=link.name)
+        stopped = f", stopped: {where}" if where else ""
+        error = f"{link.name}: timed out after {elapsed:.2f}s (limit {link.settings.timeout}s){stopped}"
+        log.error("filter %s %s", link.name, error)
+        return self._error_verdict(link, stage, error), error
 
     def _run_stage(self, stage: Stage, ctx: Context) -> _Collected:
         out = _Collected()

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from milterfilters.core.deadline import NO_DEADLINE, Deadline
 from milterfilters.core.stages import Stage
 from milterfilters.core.verdict import AuthResult, Finding
 
@@ -142,8 +143,11 @@ class Message:
 
     def raw(self) -> bytes:
         """The message as RFC 5322 bytes with CRLF line ends."""
-        head = b"".join(h.raw_bytes() for h in self.headers)
-        return head + b"\r\n" + self.body
+        return self.raw_head() + self.body
+
+    def raw_head(self) -> bytes:
+        """The header as RFC 5322 bytes with CRLF line ends, through the empty line."""
+        return b"".join(h.raw_bytes() for h in self.headers) + b"\r\n"
 
     @property
     def header_bytes(self) -> int:
@@ -165,6 +169,8 @@ class Context:
     macros: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     findings: tuple[Finding, ...] = ()  # from earlier stages and earlier filters of this stage
     auth_results: tuple[AuthResult, ...] = ()  # likewise
+    #: when the current filter call must stop (its ``timeout``); long loops call ``check()``
+    deadline: Deadline = field(default=NO_DEADLINE, compare=False)
 
     def at(self, stage: Stage, **changes: object) -> Context:
         """A copy of this context for another stage."""
