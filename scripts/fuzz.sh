@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 seconds=${1:-300}
 examples=${2:-5000}
 suites="tests/classifier/test_fuzz_classifier_parsing.py tests/mail/test_fuzz_message.py
-        tests/mail/test_security_header_parsing.py tests/mail/test_message.py"
+        tests/mail/test_security_header_parsing.py tests/mail/test_message.py
+        tests/mail/test_address_properties.py tests/config/test_config_properties.py"
 python=${PYTHON:-.venv/bin/python}
 end=$(( $(date +%s) + seconds ))
 round=0

@@ -23,6 +23,7 @@ from milterfilters.config.registry import available_filters
 from milterfilters.config.sections import SCORE_LIMIT
 from milterfilters.core.filter import FilterSettings
 from milterfilters.core.schema import ConfigError
+from tests.support.fuzz import fuzz_settings
 
 FILTERS = available_filters()
 
@@ -141,7 +142,7 @@ def _valid(config: Config) -> None:
     assert all(c.isalnum() or c in "!#$%&'*+-.^_`{|}~" for c in config.milter.authserv_id)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz_settings(300)
 @given(documents)
 def test_any_document_loads_or_is_refused_naming_a_key(document: dict[str, Any]) -> None:
     config = _load_or_refuse(lambda: config_from_dict(document, source="fuzz.toml"))

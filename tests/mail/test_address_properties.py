@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import idna
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from milterfilters.mail.addresses import (
@@ -22,6 +22,7 @@ from milterfilters.mail.addresses import (
     parse_forward_path,
     parse_reverse_path,
 )
+from tests.support.fuzz import fuzz_settings
 
 # -- building blocks ---------------------------------------------------------------------
 
@@ -126,13 +127,13 @@ def _domain_is_clean(domain: str) -> bool:
 # -- the properties ------------------------------------------------------------------------
 
 
-@settings(max_examples=600, deadline=None)
+@fuzz_settings(600)
 @given(_any_input)
 def test_no_input_raises_anything_but_address_syntax_error(text: str) -> None:
     _parse_both(text)  # any other exception fails the test
 
 
-@settings(max_examples=600, deadline=None)
+@fuzz_settings(600)
 @given(st.one_of(_path, _mutated))
 def test_parse_render_parse_round_trips(text: str) -> None:
     for address in _parse_both(text):
@@ -142,7 +143,7 @@ def test_parse_render_parse_round_trips(text: str) -> None:
         assert format_path(again) == rendered
 
 
-@settings(max_examples=600, deadline=None)
+@fuzz_settings(600)
 @given(_any_input)
 def test_accepted_domains_are_lower_case_a_labels_of_valid_idna2008_names(text: str) -> None:
     for address in _parse_both(text):
@@ -156,7 +157,7 @@ def _as_written(label: str) -> str:
     return lowered if lowered.isascii() else idna.alabel(lowered).decode("ascii")
 
 
-@settings(max_examples=600, deadline=None)
+@fuzz_settings(600)
 @given(_domain_text)
 def test_a_domain_is_accepted_only_as_written(domain: str) -> None:
     """No mapping: the result is the written name, label by label, or the name is refused."""
@@ -168,13 +169,13 @@ def test_a_domain_is_accepted_only_as_written(domain: str) -> None:
     assert normalized.split(".") == [_as_written(label) for label in written]
 
 
-@settings(max_examples=400, deadline=None)
+@fuzz_settings(400)
 @given(_lookalike, st.sampled_from(["", ".example", ".EXAMPLE."]))
 def test_lookalike_labels_are_refused(label: str, rest: str) -> None:
     assert not _parse_both(f"user@{label}{rest}")
 
 
-@settings(max_examples=600, deadline=None)
+@fuzz_settings(600)
 @given(
     st.lists(_quoted_value, min_size=1, max_size=3).map("@".join),
     _ldh | _u_label,
