@@ -96,13 +96,18 @@ def _property(name: str) -> str:
 
 
 def render_result(result: AuthResult) -> str:
-    """One resinfo: ``method=result (comment) reason="..." ptype.property=value ...``."""
+    """One resinfo: ``method=result (comment) reason="..." ptype.property=value ...``;
+    a property without a value is left out (an empty quoted-string trips common parsers)."""
     parts = [f"{_keyword(result.method, 'method')}={_keyword(result.result, 'result')}"]
     if printable(result.comment).strip():
         parts.append(quote_comment(result.comment))
     if result.reason:
         parts.append("reason=" + quote_value(result.reason))
-    parts += [f"{_property(name)}={quote_pvalue(value)}" for name, value in result.properties]
+    props = [(_property(name), quote_pvalue(value)) for name, value in result.properties if value]
+    # quoted values last: the authres parser reads a quoted-string pvalue only at the end of a
+    # resinfo and silently drops the properties after one (authres 1.2)
+    props.sort(key=lambda prop: prop[1].startswith('"'))
+    parts += [f"{name}={value}" for name, value in props]
     return " ".join(parts)
 
 

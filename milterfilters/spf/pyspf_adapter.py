@@ -83,7 +83,8 @@ class SpfCheck:
     result: SpfResultName
     explanation: str  # exp= text (fail), pyspf's message (errors), or a short description
     mechanism: str  # the mechanism that matched, "" if none
-    problem: str = ""  # for permerror: what was wrong (pyspf's message), "" otherwise
+    error: str = ""  # for permerror: what was wrong (pyspf's message), "" otherwise
+    problem: str = ""  # for permerror: the offending mechanisms as the record spells them
 
 
 def check_host(
@@ -119,5 +120,6 @@ def check_host(
         result=result,
         explanation=explanation or "",
         mechanism=query.mechanism or "",
-        problem=str(getattr(query, "prob", "") or "") if result == "permerror" else "",
+        error=str(getattr(query, "prob", "") or "") if result == "permerror" else "",
+        problem=" ".join(query.mech) if result == "permerror" else "",
     )

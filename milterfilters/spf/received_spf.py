@@ -49,7 +49,7 @@ def explanation(check: SpfCheck, ip: str) -> str:
         "neutral": f"{ip} is neither permitted nor denied by domain of {domain}",
         "none": f"{ip} is neither permitted nor denied by domain of {domain}",
         "temperror": f"temporary error in processing during lookup of {domain}",
-        "permerror": f"permanent error in processing domain of {domain}: {check.problem}",
+        "permerror": f"permanent error in processing domain of {domain}: {check.error}",
     }[check.result]
 
 
