@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from milterfilters.core.authresults import render_authentication_results
+from milterfilters.core.authresults import fold, render_authentication_results
 from milterfilters.core.context import Auth, Connection, Context, Envelope, Message, Recipient
 from milterfilters.core.deadline import Deadline, DeadlineExceeded
 from milterfilters.core.decision_log import LogFormat, decision_record, log_decision
@@ -504,18 +504,21 @@ class Session:
         return ", ".join(f"{f.finding.symbol}({f.score:g})" for f in findings) or "none"
 
     def _status_headers(self, score: float, action: Action, state: _Collected) -> list[HeaderAdd]:
+        """Our verdict headers, from typed parts only: a number, symbol names (validated by
+        :class:`Finding`) with their weights, an action label; folded at spaces."""
+
+        def header(name: str, value: str) -> HeaderAdd:
+            return HeaderAdd(name, fold(name, value))
+
         out = [
-            HeaderAdd("X-Milterfilters-Score", f"{score:.2f}"),
-            HeaderAdd("X-Milterfilters-Symbols", self._symbol_list(state.findings)),
+            header("X-Milterfilters-Score", f"{score:.2f}"),
+            header("X-Milterfilters-Symbols", self._symbol_list(state.findings)),
         ]
         if action in (Action.TAG, Action.QUARANTINE):
-            out.append(HeaderAdd("X-Spam-Flag", "YES"))
+            out.append(header("X-Spam-Flag", "YES"))
         if state.dry_run:
             would = self.chain.policy.action_for(score + Policy.total(state.dry_run))
             out.append(
-                HeaderAdd(
-                    "X-Milterfilters-Dry-Run",
-                    f"{self._symbol_list(state.dry_run)}; would={would.label}",
-                )
+                header("X-Milterfilters-Dry-Run", f"{self._symbol_list(state.dry_run)}; would={would.label}")
             )
         return out

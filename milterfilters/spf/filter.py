@@ -26,10 +26,11 @@ from milterfilters.core.verdict import (
     HeaderPosition,
     SmtpReply,
     Verdict,
-    unfold,
 )
+from milterfilters.mail.identity import SmtpIdentity, SpfIdentity, smtp_identity
 from milterfilters.mail.networks import NetworkSet
 from milterfilters.spf.pyspf_adapter import SpfCheck, SpfResultName, check_host
+from milterfilters.spf.received_spf import render_received_spf
 
 RejectOrScore = Literal["score", "reject"]
 TempfailOrScore = Literal["score", "tempfail"]
@@ -38,7 +39,7 @@ RESULTS: tuple[SpfResultName, ...] = ("pass", "fail", "softfail", "neutral", "no
 
 _RESULT_OF_SYMBOL = {f"SPF_{r.upper()}": r for r in RESULTS}
 _LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
-_SIMPLE_ADDRESS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+$")
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+^_`{|}~-]+)*")
 
 
 def _is_domain(name: str) -> bool:
@@ -164,21 +165,18 @@ class SpfFilter(Filter):
         ip = ctx.connection.ip
         if ip is None or ctx.envelope is None or self._skipped(ctx, ip):
             return None
-        helo = (ctx.helo or "").strip()
-        helo_domain = helo if _is_domain(helo) else ""
-        sender = ctx.envelope.mail_from
+        identity = smtp_identity(ctx)
         lookups = self.services.resolver.budget()
-        timeout = self.services.resolver.timeout
 
-        def check(address: str) -> SpfCheck:
+        def check(spf_identity: SpfIdentity) -> SpfCheck:
             result = check_host(
                 str(ip),
-                address,
-                helo,
+                spf_identity,
+                identity.helo or "unknown",
                 lookups,
                 receiver=self._receiver,
                 default_explanation=self.options.default_explanation,
-                timeout=timeout,
+                timeout=self.services.resolver.timeout,
             )
             self.services.metrics.inc("spf_results_total", identity=result.identity, result=result.result)
             return result
@@ -186,24 +184,24 @@ class SpfFilter(Filter):
         findings: list[Finding] = []
         auth_results: list[AuthResult] = []
         main: SpfCheck | None = None
-        if sender or helo:
-            main = check(sender)
+        if identity.spf_sender is not None:
+            main = check(identity.spf_sender)
             findings.append(Finding(f"SPF_{main.result.upper()}", main.explanation))
-            auth_results += _auth_results(main)
+            auth_results.append(_auth_result(main, identity))
         else:
-            findings.append(Finding("SPF_NONE", "null sender and no HELO"))
-        if self.options.check_helo and sender:
-            if helo_domain:
-                helo_check = check("")
+            findings.append(Finding("SPF_NONE", _no_sender_reason(identity)))
+        if self.options.check_helo and not identity.null_sender:
+            if identity.spf_helo is not None:
+                helo_check = check(identity.spf_helo)
                 findings.append(Finding(f"SPF_HELO_{helo_check.result.upper()}", helo_check.explanation))
-                auth_results += _auth_results(helo_check)
+                auth_results.append(_auth_result(helo_check, identity))
             else:
                 findings.append(Finding("SPF_HELO_NONE", "HELO is not a domain name"))
 
         headers: tuple[HeaderAdd, ...] = ()
         if self.options.received_spf_header and main is not None:
-            # it quotes the client's HELO and MAIL FROM, which may hold a bare CR
-            headers = (HeaderAdd("Received-SPF", unfold(main.received_spf), HeaderPosition.TOP),)
+            value = render_received_spf(main, str(ip), ctx.helo or "", self._receiver)
+            headers = (HeaderAdd("Received-SPF", value, HeaderPosition.TOP),)
         action, reply = Action.CONTINUE, None
         if main is not None and self.options.reject_at == "mail":
             action, reply = self._refusal(main.result, main.domain, main.explanation)
@@ -222,8 +220,8 @@ class SpfFilter(Filter):
         for finding in ctx.findings:
             result = _RESULT_OF_SYMBOL.get(finding.symbol)
             if result is not None:
-                domain = _domain_of(ctx.envelope.mail_from) or (ctx.helo or "")
-                action, reply = self._refusal(result, domain, finding.detail)
+                checked = smtp_identity(ctx).spf_sender
+                action, reply = self._refusal(result, checked.domain if checked else "", finding.detail)
                 return Verdict(action=action, reply=reply) if reply else None
         return None
 
@@ -253,18 +251,24 @@ class SpfFilter(Filter):
         return action, SmtpReply(code, enhanced, _reply_text(result, domain, explanation))
 
 
-def _domain_of(address: str) -> str:
-    return address.rpartition("@")[2] if "@" in address else ""
+def _no_sender_reason(identity: SmtpIdentity) -> str:
+    """Why there is no MAIL FROM identity to check (RFC 7208 §4.3: the result is none)."""
+    if identity.null_sender:
+        return "null sender and HELO is not a domain name"
+    if identity.sender is None:
+        return f"MAIL FROM is not an RFC 5321 address: {identity.sender_error}"
+    return "MAIL FROM domain is not a domain name"
 
 
-def _auth_results(check: SpfCheck) -> tuple[AuthResult, ...]:
-    """``spf=fail smtp.mailfrom=user@example.com`` or ``spf=pass smtp.helo=mx.example.com``;
-    nothing when there is no domain to name."""
+def _auth_result(check: SpfCheck, identity: SmtpIdentity) -> AuthResult:
+    """``spf=fail smtp.mailfrom=user@example.com`` or ``spf=pass smtp.helo=mx.example.com``.
+
+    The mailbox is named only when its local part is a plain ASCII dot-atom; otherwise the
+    domain alone (RFC 8601 §2.7.2 allows either), never a local part a sender chose to look
+    like something else.
+    """
     if check.identity == "helo":
-        prop = ("smtp.helo", check.domain)
-    else:
-        value = check.sender if _SIMPLE_ADDRESS.match(check.sender) else check.domain
-        prop = ("smtp.mailfrom", value)
-    if not prop[1]:
-        return ()
-    return (AuthResult("spf", check.result, properties=(prop,)),)
+        return AuthResult("spf", check.result, properties=(("smtp.helo", check.domain),))
+    local = identity.sender.local_part if identity.sender is not None else ""
+    value = f"{local}@{check.domain}" if _DOT_ATOM.fullmatch(local) else check.domain
+    return AuthResult("spf", check.result, properties=(("smtp.mailfrom", value),))

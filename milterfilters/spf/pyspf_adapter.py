@@ -18,6 +18,7 @@ import spf
 
 from milterfilters.dns.errors import DnsError, DnsTemporaryError
 from milterfilters.dns.resolver import DnsLookups
+from milterfilters.mail.identity import SpfIdentity
 
 SpfResultName = Literal["pass", "fail", "softfail", "neutral", "none", "temperror", "permerror"]
 Identity = Literal["mailfrom", "helo"]
@@ -70,20 +71,25 @@ def _lookups_bound(lookups: DnsLookups) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class SpfCheck:
-    """The outcome of one ``check_host()`` (RFC 7208 §4) for one identity."""
+    """The outcome of one ``check_host()`` (RFC 7208 §4) for one identity.
+
+    ``explanation``, ``mechanism`` and ``problem`` come from the sender's DNS: hostile text,
+    to be quoted wherever it is written.
+    """
 
     identity: Identity
-    sender: str  # the address checked: MAIL FROM, or postmaster@HELO
-    domain: str  # the domain whose policy was evaluated
+    sender: str  # the <sender> checked: local@domain from the parsed MAIL FROM, or postmaster@HELO
+    domain: str  # the domain whose policy was evaluated (normalized)
     result: SpfResultName
     explanation: str  # exp= text (fail), pyspf's message (errors), or a short description
     mechanism: str  # the mechanism that matched, "" if none
-    received_spf: str  # value for a Received-SPF header (RFC 7208 §9.1)
+    error: str = ""  # for permerror: what was wrong (pyspf's message), "" otherwise
+    problem: str = ""  # for permerror: the offending mechanisms as the record spells them
 
 
 def check_host(
     ip: str,
-    sender: str,
+    identity: SpfIdentity,
     helo: str,
     lookups: DnsLookups,
     *,
@@ -91,22 +97,29 @@ def check_host(
     default_explanation: str | None = None,
     timeout: float = 20.0,
 ) -> SpfCheck:
-    """Evaluate SPF for ``sender`` (``""`` checks the HELO identity, postmaster@``helo``)
-    from ``ip``, asking DNS through ``lookups``. Never raises for DNS trouble: that is
-    ``temperror``."""
-    query = spf.query(i=ip, s=sender, h=helo, receiver=receiver, timeout=timeout, querytime=0)
+    """Evaluate SPF for ``identity`` from ``ip``, asking DNS through ``lookups``; ``helo`` is
+    the HELO domain for the ``%{h}`` macro. Never raises for DNS trouble: that is ``temperror``.
+
+    pyspf splits its ``s`` argument at the first ``@``, which is wrong for a quoted local
+    part holding one (``"x@y"@paypal.com``): the local part and domain it evaluates (its
+    ``l``, ``o`` and ``d`` macro variables) are set from the parsed parts instead.
+    """
+    query = spf.query(i=ip, s=identity.sender, h=helo, receiver=receiver, timeout=timeout, querytime=0)
+    query.s = identity.sender
+    query.l, query.o, query.d = identity.local_part, identity.domain, identity.domain
+    query.ident = identity.kind
     if default_explanation is not None:
         query.set_default_explanation(default_explanation)
     with _lookups_bound(lookups):
         raw_result, _code, explanation = query.check()
     result: SpfResultName = _LEGACY_RESULTS.get(raw_result, raw_result)
-    identity: Identity = "helo" if query.ident == "helo" else "mailfrom"
     return SpfCheck(
-        identity=identity,
-        sender=query.s,
-        domain=query.o or "",
+        identity=identity.kind,
+        sender=identity.sender,
+        domain=identity.domain,
         result=result,
         explanation=explanation or "",
         mechanism=query.mechanism or "",
-        received_spf=query.get_header(result, receiver=receiver),
+        error=str(getattr(query, "prob", "") or "") if result == "permerror" else "",
+        problem=" ".join(query.mech) if result == "permerror" else "",
     )
