@@ -16,8 +16,8 @@ hostile bodies with hypothesis.
 from __future__ import annotations
 
 import hashlib
-import time
 import re
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
