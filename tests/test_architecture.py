@@ -173,3 +173,11 @@ def test_the_checker_finds_a_cycle_and_a_wrong_way_import() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
     assert RANKS["core"] < RANKS["auth"] < RANKS["milter"]
+
+
+@pytest.mark.parametrize("package", sorted(p.parent.name for p in PACKAGE_DIR.glob("*/__init__.py")))
+def test_every_package_docstring_maps_its_modules(package: str) -> None:
+    doc = ast.get_docstring(ast.parse((PACKAGE_DIR / package / "__init__.py").read_text())) or ""
+    modules = sorted(p.stem for p in (PACKAGE_DIR / package).glob("*.py") if p.stem != "__init__")
+    unnamed = [m for m in modules if f"``{m}``" not in doc and f":mod:`.{m}`" not in doc]
+    assert unnamed == [], f"milterfilters/{package}/__init__.py does not name {unnamed}"

@@ -3,6 +3,7 @@
 Modules:
 
 * ``dkim_verify``     — verifying every DKIM signature of a message with dkimpy, through our resolver
+* ``dkim_body``       — body canonicalization and hashes, once per message for every signature
 * ``arc``             — ARC chain validation (RFC 8617)
 * ``dkim_filter``     — :class:`DkimFilter`: DKIM and ARC results as findings and Authentication-Results
 * ``dmarc_policy``    — DMARC (RFC 7489): author domains, alignment, record discovery, evaluation

@@ -7,6 +7,7 @@ Modules:
 * ``registry``   — where filter classes come from: built-ins and the ``milterfilters.filters`` entry points
 * ``render``     — ``milterfilters config``: the effective configuration as commented TOML
 * ``socketspec`` — the ``[milter] socket`` setting (``unix:/path``, ``inet:HOST:PORT``)
+* ``commands``   — the ``config`` command, and the ``--config`` option every command shares
 """
 
 from milterfilters.config.loader import Config, FilterSpec, config_from_dict, load_config

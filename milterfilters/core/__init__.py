@@ -18,5 +18,6 @@ Modules:
 * ``authresults``  — rendering Authentication-Results (RFC 8601)
 * ``schema``       — option dataclasses: ``doc()`` and validation naming file and key
 * ``metrics``      — thread-safe counters
+* ``deadline``     — the per-call :class:`Deadline` a filter's long loops check (its ``timeout``)
 * ``errors``       — :class:`ConfigError`, :class:`UsageError`
 """

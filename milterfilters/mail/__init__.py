@@ -6,4 +6,5 @@ Modules:
 * ``addresses`` — RFC 5321 paths: MAIL FROM / RCPT TO parsed into local part and IDNA domain
 * ``networks``  — CIDR lists and client-address matching, one implementation for every filter
 * ``outbound``  — which mail is ours going out (authenticated or from a trusted network)
+* ``identity``  — the SMTP identities (MAIL FROM, HELO) as parsed parts, for SPF and its headers
 """
