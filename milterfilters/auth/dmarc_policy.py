@@ -41,16 +41,33 @@ class DmarcRecord:
     spf_strict: bool = False  # aspf=s
 
 
-def _tags(text: str) -> list[tuple[str, str]]:
-    out = []
+def _tags(text: str) -> dict[str, str]:
+    """The record's tags by lower-case name; a tag's first occurrence counts, and a part that
+    is no ``tag=value`` pair is ignored (RFC 7489 6.3: syntax errors after ``v`` and ``p``
+    are ignored outright)."""
+    out: dict[str, str] = {}
     for part in text.split(";"):
-        if not part.strip():
-            continue
         key, sep, value = part.partition("=")
-        if not sep:
-            raise DmarcRecordError(f"not a tag=value pair: {part.strip()!r}")
-        out.append((key.strip().lower(), value.strip()))
+        key = key.strip(_WSP).lower()
+        if sep and key:
+            out.setdefault(key, value.strip(_WSP))
     return out
+
+
+_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S")
+
+
+def _has_report_uri(rua: str) -> bool:
+    """Whether ``rua`` holds at least one syntactically valid URI (RFC 7489 6.4 ``dmarc-uri``,
+    read loosely: a scheme, a colon and something after it)."""
+    return any(_URI_SCHEME.match(uri.strip(_WSP)) for uri in rua.split(","))
+
+
+def _percent(value: str | None) -> int:
+    """``pct=`` as 0..100; missing or invalid is the default 100 (RFC 7489 6.3)."""
+    if value is not None and value.isascii() and value.isdigit() and len(value) <= 3 and int(value) <= 100:
+        return int(value)
+    return 100
 
 
 def is_dmarc_record(text: str) -> bool:
@@ -67,31 +84,21 @@ def parse_record(text: str) -> DmarcRecord:
     """Parse a DMARC TXT record; raises :class:`DmarcRecordError` when it is unusable.
 
     As RFC 7489 6.6.3 says, a record whose ``p`` (or ``sp``) is missing or invalid counts
-    as ``p=none`` when it names a report address (``rua``), and is unusable otherwise.
+    as ``p=none`` when its ``rua`` names a valid report URI, and is unusable otherwise.
+    Invalid ``pct``, ``adkim`` or ``aspf`` values take their defaults (100, ``r``, ``r``)
+    and unknown tags are ignored (RFC 7489 6.3).
     """
     if not is_dmarc_record(text):
         raise DmarcRecordError("record does not start with v=DMARC1")
-    values = dict(_tags(text))
-    has_rua = bool(values.get("rua", "").strip())
+    values = _tags(text)
     policy = values.get("p", "").lower()
     subdomain_policy = values["sp"].lower() if "sp" in values else None
     if policy not in POLICIES or (subdomain_policy is not None and subdomain_policy not in POLICIES):
-        if not has_rua:
+        if not _has_report_uri(values.get("rua", "")):
             raise DmarcRecordError(f"invalid policy p={values.get('p', '')!r}")
         policy, subdomain_policy = "none", None
-    try:
-        percent = int(values.get("pct", "100"))
-    except ValueError:
-        raise DmarcRecordError(f"pct={values['pct']!r} is not a number") from None
-    if not 0 <= percent <= 100:
-        raise DmarcRecordError(f"pct={percent} is not between 0 and 100")
-    modes = {}
-    for tag in ("adkim", "aspf"):
-        mode = values.get(tag, "r").lower()
-        if mode not in ("r", "s"):
-            raise DmarcRecordError(f"{tag}={mode!r} is neither r nor s")
-        modes[tag] = mode == "s"
-    return DmarcRecord(policy, subdomain_policy, percent, modes["adkim"], modes["aspf"])
+    strict = {tag: values.get(tag, "r").lower() == "s" for tag in ("adkim", "aspf")}
+    return DmarcRecord(policy, subdomain_policy, _percent(values.get("pct")), strict["adkim"], strict["aspf"])
 
 
 @functools.cache
@@ -106,13 +113,28 @@ def organizational_domain(domain: str) -> str:
 
 
 def is_aligned(identifier: str, author_domain: str, *, strict: bool) -> bool:
-    """Identifier alignment: equal domains (strict) or equal organizational domains (relaxed)."""
-    a, b = identifier.lower().rstrip("."), author_domain.lower().rstrip(".")
+    """Identifier alignment: equal domains (strict) or equal organizational domains (relaxed).
+
+    Names are compared as A-labels, so a DKIM ``d=`` in U-labels (RFC 8616) aligns with the
+    same name in A-labels."""
+    a, b = _a_labels(identifier), _a_labels(author_domain)
     if not a or not b:
         return False
     if strict:
         return a == b
     return organizational_domain(a) == organizational_domain(b)
+
+
+def _a_labels(domain: str) -> str:
+    """``domain`` in lower case without its final dot, U-labels as A-labels (unchanged when it
+    is no valid IDNA2008 name: such a name aligns with nothing but itself)."""
+    domain = domain.lower().rstrip(".")
+    if domain.isascii():
+        return domain
+    try:
+        return idna.encode(domain, uts46=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return domain
 
 
 @dataclass(frozen=True)
