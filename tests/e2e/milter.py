@@ -48,8 +48,9 @@ class MilterProcess:
 
     ``config`` is TOML text; the ``[milter]`` socket settings the MTA needs are merged in (the
     socket is passed with ``--socket``, a unix socket is made mode 0666 so user postfix can
-    connect). The process runs in its own process group, so the supervisor and its worker are
-    signalled together.
+    connect, unless ``config`` sets ``socket_mode``). The unix socket is ``workdir/milter.sock``
+    unless ``socket_path`` puts it elsewhere (inside Postfix's queue directory, say). The process
+    runs in its own process group, so the supervisor and its worker are signalled together.
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class MilterProcess:
         *,
         transport: Transport = "unix",
         command: Sequence[str] | None = None,
+        socket_path: Path | None = None,
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +68,7 @@ class MilterProcess:
         self.transport = transport
         self.config_path = workdir / "milterfilters.toml"
         self.log_path = workdir / "milter.log"
-        self.socket_path = workdir / "milter.sock"
+        self.socket_path = socket_path or workdir / "milter.sock"
         self.port = free_port() if transport == "inet" else 0
         self.command = list(command) if command else [str(Path(sys.executable).with_name("milterfilters"))]
         self.config_path.write_text(self._merged_config(config))
