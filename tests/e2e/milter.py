@@ -108,9 +108,12 @@ class MilterProcess:
         return unix_listening(self.socket_path) if self.transport == "unix" else tcp_listening(self.port)
 
     def start(self, timeout: float = 30.0) -> None:
-        """Start the milter and wait until its socket accepts connections."""
+        """Start the milter and wait until it serves: its socket accepts connections and the
+        worker has logged "listening on" (after it set the socket's mode and group: root
+        connects to the 0600 socket before that, user postfix would be refused)."""
         if self.running:
             raise E2EError("milter already running")
+        offset = self.log_size()
         argv = [*self.command, "run", "--config", str(self.config_path), "--socket", self.postfix_spec]
         with self.log_path.open("ab") as log:
             log.write(f"--- {shlex.join(argv)}\n".encode())
@@ -122,7 +125,7 @@ class MilterProcess:
         def ready() -> bool:
             if self._proc is not None and self._proc.poll() is not None:
                 raise E2EError(f"milter exited with {self._proc.returncode}:\n{tail(self.log_path)}")
-            return self.listening
+            return self.listening and "listening on" in self.log_text(offset)
 
         try:
             wait_until(ready, timeout, f"the milter socket {self.postfix_spec}")
