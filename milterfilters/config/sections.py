@@ -134,3 +134,14 @@ class LoggingSection:
 
     level: Literal["debug", "info", "warning", "error"] = doc("log level", "info")
     format: Literal["text", "json"] = doc("one line per decision, as key=value text or JSON", "text")
+    target: Literal["stderr", "syslog"] = doc(
+        "where log lines go: stderr, or syslog (facility mail, ident milterfilters[pid]), "
+        "beside the MTA's own lines in /var/log/mail.log",
+        "stderr",
+    )
+    syslog_socket: str = doc("the syslog daemon's unix datagram socket, for target = syslog", "/dev/log")
+
+    def validate(self) -> None:
+        if not self.syslog_socket.startswith("/"):
+            raise ValueError(f"syslog_socket must be an absolute path, got {self.syslog_socket!r}")
+        one_line_text(self.syslog_socket)

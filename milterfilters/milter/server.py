@@ -102,7 +102,10 @@ class Supervisor:
         if parse_socket_spec(config.milter.socket) != parse_socket_spec(self.config.milter.socket):
             log.warning("reload: a changed [milter] socket takes effect only after a restart")
         self.config = config
-        configure_logging(config)
+        try:
+            configure_logging(config)
+        except ConfigError as e:
+            log.error("reload: keeping the current log target: %s", e)
         if self.worker is not None and self.worker.stdin is not None:
             try:
                 self.worker.stdin.write(b"reload\n")

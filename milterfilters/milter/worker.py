@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import grp
 import logging
+import logging.handlers
 import os
 import socket
 import sys
@@ -70,13 +71,42 @@ def raise_packet_limit(limit: int = MAX_PACKET_BYTES) -> int | None:
     return int(setmax(limit))
 
 
+#: a stderr line: time, logger, pid, level, message
+STDERR_FORMAT = "%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s"
+#: a syslog message after the priority: the ident with the pid (syslog adds the time and host)
+SYSLOG_FORMAT = "milterfilters[%(process)d]: %(name)s %(levelname)s %(message)s"
+
+
+def log_handler(config: Config) -> logging.Handler:
+    """The handler ``[logging] target`` asks for: stderr, or syslog (facility mail) through the
+    unix datagram socket ``[logging] syslog_socket``. Raises ConfigError, naming the key, when
+    the syslog socket cannot be reached."""
+    settings = config.logging
+    if settings.target == "stderr":
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(STDERR_FORMAT))
+        return handler
+    try:  # SysLogHandler ignores an unreachable socket at start (and retries at each line): check
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+            probe.connect(settings.syslog_socket)
+        handler = logging.handlers.SysLogHandler(
+            address=settings.syslog_socket, facility=logging.handlers.SysLogHandler.LOG_MAIL
+        )
+    except OSError as e:
+        raise ConfigError(
+            f"cannot reach syslog at {settings.syslog_socket}: {e.strerror or e}",
+            source=config.source,
+            key="logging.syslog_socket",
+        ) from None
+    handler.setFormatter(logging.Formatter(SYSLOG_FORMAT))
+    return handler
+
+
 def configure_logging(config: Config) -> None:
-    logging.basicConfig(
-        level=getattr(logging, config.logging.level.upper()),
-        format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+    """Send this process's logs where ``[logging]`` says, at its level. The new handler is made
+    before the old one is removed, so on ConfigError the running log setup stays."""
+    handler = log_handler(config)
+    logging.basicConfig(level=getattr(logging, config.logging.level.upper()), handlers=[handler], force=True)
 
 
 def _set_callbacks(milter_class: type[Milter.Base]) -> None:
@@ -149,7 +179,10 @@ def _reload_loop(holder: ChainHolder, config_path: str | None) -> None:
         except Exception as e:
             log.error("reload failed, keeping the running configuration: %s", e)
             continue
-        configure_logging(config)
+        try:
+            configure_logging(config)
+        except ConfigError as e:
+            log.error("reload: keeping the current log target: %s", e)
         old = holder.replace(chain)
         log.info("reloaded configuration from %s", config.source)
         # Connections in flight keep using the old chain; its filters hold no per-message

@@ -48,8 +48,9 @@ class MilterProcess:
 
     ``config`` is TOML text; the ``[milter]`` socket settings the MTA needs are merged in (the
     socket is passed with ``--socket``, a unix socket is made mode 0666 so user postfix can
-    connect). The process runs in its own process group, so the supervisor and its worker are
-    signalled together.
+    connect, unless ``config`` sets ``socket_mode``). The unix socket is ``workdir/milter.sock``
+    unless ``socket_path`` puts it elsewhere (inside Postfix's queue directory, say). The process
+    runs in its own process group, so the supervisor and its worker are signalled together.
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class MilterProcess:
         *,
         transport: Transport = "unix",
         command: Sequence[str] | None = None,
+        socket_path: Path | None = None,
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +68,7 @@ class MilterProcess:
         self.transport = transport
         self.config_path = workdir / "milterfilters.toml"
         self.log_path = workdir / "milter.log"
-        self.socket_path = workdir / "milter.sock"
+        self.socket_path = socket_path or workdir / "milter.sock"
         self.port = free_port() if transport == "inet" else 0
         self.command = list(command) if command else [str(Path(sys.executable).with_name("milterfilters"))]
         self.config_path.write_text(self._merged_config(config))
@@ -106,9 +108,12 @@ class MilterProcess:
         return unix_listening(self.socket_path) if self.transport == "unix" else tcp_listening(self.port)
 
     def start(self, timeout: float = 30.0) -> None:
-        """Start the milter and wait until its socket accepts connections."""
+        """Start the milter and wait until it serves: its socket accepts connections and the
+        worker has logged "listening on" (after it set the socket's mode and group: root
+        connects to the 0600 socket before that, user postfix would be refused)."""
         if self.running:
             raise E2EError("milter already running")
+        offset = self.log_size()
         argv = [*self.command, "run", "--config", str(self.config_path), "--socket", self.postfix_spec]
         with self.log_path.open("ab") as log:
             log.write(f"--- {shlex.join(argv)}\n".encode())
@@ -120,7 +125,7 @@ class MilterProcess:
         def ready() -> bool:
             if self._proc is not None and self._proc.poll() is not None:
                 raise E2EError(f"milter exited with {self._proc.returncode}:\n{tail(self.log_path)}")
-            return self.listening
+            return self.listening and "listening on" in self.log_text(offset)
 
         try:
             wait_until(ready, timeout, f"the milter socket {self.postfix_spec}")

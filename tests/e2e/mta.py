@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import email.message
+import shutil
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .deploy_examples import sendmail_socket, unit_socket_directory
 from .mailbox import Mailbox, Maildir, SendmailQueue
 from .milter import MilterProcess, Transport, parse_decision_line
 from .postfix import PostfixInstance
@@ -162,6 +164,18 @@ class Submission:
         return dataclasses.replace(self, transcript=transcript, log_offset=offset)
 
 
+def _queue_socket_path(postfix_base: Path, queue_socket: str) -> Path:
+    """Make the socket's directory inside the Postfix queue directory of ``postfix_base`` with the
+    group and mode of examples/milterfilters.service's ExecStartPre (the owner stays root: the
+    test milter runs as root); return the socket's path."""
+    made = unit_socket_directory()
+    path = postfix_base / "spool" / queue_socket
+    path.parent.mkdir(parents=True)
+    shutil.chown(path.parent, group=made.group)
+    path.parent.chmod(made.mode)
+    return path
+
+
 class StackPool:
     """Starts milter + MTA stacks on demand under one runtime directory.
 
@@ -194,19 +208,28 @@ class StackPool:
         transport: Transport = "unix",
         private: bool = False,
         start_milter: bool = True,
+        chroot: bool = False,
+        queue_socket: str | None = None,
     ) -> MailStack:
         """A running private Postfix whose smtpd uses a milter with TOML ``config``.
 
         ``start_milter=False`` leaves the milter stopped (the stack is then private): the MTA
         meets an absent milter until the test calls ``stack.milter.start()``.
+        ``chroot=True`` runs Postfix's services chrooted as Debian does; ``queue_socket`` puts
+        the milter's unix socket at that path relative to Postfix's queue directory (Postfix
+        gets ``unix:QUEUE_SOCKET``), in a directory made as examples/milterfilters.service
+        makes it.
         """
-        key = ("postfix", config, relay_all, tuple(sorted((main_cf or {}).items())), transport)
+        key = ("postfix", config, relay_all, tuple(sorted((main_cf or {}).items())), transport, chroot)
+        key += (queue_socket,)
 
         def build() -> MailStack:
             base = self._workdir("postfix")
-            milter = MilterProcess(base / "milter", config, transport=transport, command=self.milter_command)
+            socket_path = _queue_socket_path(base / "mta", queue_socket) if queue_socket else None
+            milter = self._milter(base, config, transport, socket_path)
+            spec = f"unix:{queue_socket}" if queue_socket else milter.postfix_spec
             mta = PostfixInstance(
-                base / "mta", milter=milter.postfix_spec, relay_all=relay_all, main_cf=main_cf
+                base / "mta", milter=spec, relay_all=relay_all, main_cf=main_cf, chroot=chroot
             )
             return MailStack(milter, mta)
 
@@ -219,18 +242,35 @@ class StackPool:
         transport: Transport = "unix",
         private: bool = False,
         start_milter: bool = True,
+        milter_mc: Sequence[str] | None = None,
     ) -> MailStack:
         """A running Sendmail whose INPUT_MAIL_FILTER is a milter with TOML ``config``
-        (``start_milter`` as for :meth:`postfix`)."""
+        (``start_milter`` as for :meth:`postfix`). ``milter_mc`` gives the .mc's milter lines
+        (an example's); its ``S=local:/run/…`` socket path is used as written."""
         root = ensure_sendmail_unpacked()
 
         def build() -> MailStack:
             base = self._workdir("sendmail")
-            milter = MilterProcess(base / "milter", config, transport=transport, command=self.milter_command)
-            mta = SendmailInstance(base / "mta", milter=milter.sendmail_spec, root=root)
+            run_dir = socket_path = None
+            if milter_mc:
+                run_dir = base / "run"
+                socket_path = run_dir / sendmail_socket(list(milter_mc)).relative_to("/run")
+                socket_path.parent.mkdir(mode=0o750, parents=True)
+            milter = self._milter(base, config, transport, socket_path)
+            mta = SendmailInstance(
+                base / "mta", milter=milter.sendmail_spec, root=root, milter_mc=milter_mc, run_dir=run_dir
+            )
             return MailStack(milter, mta)
 
-        return self._get(("sendmail", config, transport), build, private, start_milter)
+        key = ("sendmail", config, transport, tuple(milter_mc or ()))
+        return self._get(key, build, private, start_milter)
+
+    def _milter(
+        self, base: Path, config: str, transport: Transport, socket_path: Path | None
+    ) -> MilterProcess:
+        return MilterProcess(
+            base / "milter", config, transport=transport, command=self.milter_command, socket_path=socket_path
+        )
 
     def _get(
         self, key: tuple[object, ...], build: Callable[[], MailStack], private: bool, start_milter: bool

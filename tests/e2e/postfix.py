@@ -116,12 +116,45 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
+#: Debian's stock master.cf: its fifth column says which services run chrooted (most do)
+DEBIAN_MASTER_CF = Path("/usr/share/postfix/master.cf.dist")
+#: Debian's helper that populates the chroot (etc/services, resolv.conf, libraries, ...) before
+#: every start of a Postfix instance
+DEBIAN_CONFIGURE_INSTANCE = Path("/usr/lib/postfix/configure-instance.sh")
+
+
+def debian_chroot_column(master_cf: Path = DEBIAN_MASTER_CF) -> dict[tuple[str, str], str]:
+    """``(service, type) -> chroot`` (``y``/``n``/``-``) from Debian's stock master.cf."""
+    column = {}
+    for line in master_cf.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 8 and not line[0].isspace() and not line.startswith("#"):
+            column[(fields[0], fields[1])] = fields[4]
+    return column
+
+
+def chrooted_master_cf(master_cf: str, chroot: Mapping[tuple[str, str], str]) -> str:
+    """``master_cf`` with each service's chroot column set as in ``chroot`` (the SMTP listener,
+    whatever its address, as Debian's ``smtp inet``)."""
+    lines = []
+    for line in master_cf.splitlines():
+        fields = line.split()
+        service = "smtp" if fields[1] == "inet" else fields[0]
+        fields[4] = chroot.get((service, fields[1]), fields[4])
+        lines.append(" ".join(fields))
+    return "\n".join(lines) + "\n"
+
+
 class PostfixInstance:
     """A private Postfix on 127.0.0.1:``port`` whose smtpd passes mail through ``milter``.
 
     ``relay_all`` makes every domain a relay domain (``relay_domains = static:all``) so that
     relaying is the milter's decision; ``main_cf`` overrides or adds main.cf settings.
     Accepted mail of every recipient lands in :attr:`maildir`.
+
+    ``chroot=True`` runs the services chrooted into the queue directory as Debian's stock
+    master.cf does (smtpd, cleanup, ...), the chroot populated by Debian's own
+    configure-instance.sh. SASL's sasldb lies outside that chroot: AUTH fails there.
     """
 
     def __init__(
@@ -132,8 +165,10 @@ class PostfixInstance:
         port: int | None = None,
         relay_all: bool = False,
         main_cf: Mapping[str, str] | None = None,
+        chroot: bool = False,
     ) -> None:
         self.base = base
+        self.chroot = chroot
         self.port = port or free_port()
         self.config_dir = base / "etc"
         self.log_path = base / "maillog"
@@ -152,14 +187,27 @@ class PostfixInstance:
         shutil.chown(self.base / "mail", "nobody", "nogroup")
         main_cf = "".join(f"{key} = {value}\n" for key, value in self.settings.items())
         (self.config_dir / "main.cf").write_text(main_cf)
-        (self.config_dir / "master.cf").write_text(
-            _POSTFIX_MASTER_CF.format(listen=f"{LOOPBACK}:{self.port}")
-        )
+        master_cf = _POSTFIX_MASTER_CF.format(listen=f"{LOOPBACK}:{self.port}")
+        if self.chroot:
+            master_cf = chrooted_master_cf(master_cf, debian_chroot_column())
+        (self.config_dir / "master.cf").write_text(master_cf)
         # Debian's Postfix reads $config_directory/sasl/smtpd.conf (cyrus_sasl_config_path is ignored)
         sasldb = self.config_dir / "sasl" / "sasldb2"
         (self.config_dir / "sasl" / "smtpd.conf").write_text(cyrus_sasldb_conf(sasldb))
         write_sasldb(sasldb, owner="root", group="postfix")
         _age_config_files(self.config_dir)
+        if self.chroot:
+            self._populate_chroot()
+
+    def _populate_chroot(self) -> None:
+        """What Debian does before each start of a chrooted Postfix: copy etc/services,
+        resolv.conf, hosts, nsswitch.conf, the NSS and resolver libraries into the queue directory."""
+        env = {**os.environ, "MAIL_CONFIG": str(self.config_dir)}
+        result = subprocess.run(
+            ["sh", str(DEBIAN_CONFIGURE_INSTANCE), "-"], env=env, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise E2EError(f"{DEBIAN_CONFIGURE_INSTANCE} failed: {result.stdout}{result.stderr}")
 
     def start(self, timeout: float = 15.0) -> None:
         """Write the configuration, start the master and wait for the SMTP port."""

@@ -6,8 +6,10 @@ import os
 import shlex
 import socket
 import subprocess
-import threading
+from collections.abc import Sequence
 from pathlib import Path
+
+from tests.support.syslogreceiver import SyslogReceiver
 
 from .mailbox import SendmailQueue
 from .runtime import (
@@ -54,6 +56,11 @@ _SENDMAIL_CONNECT_MACROS = (
 _SENDMAIL_ENVFROM_MACROS = (
     "i {auth_type} {auth_authen} {auth_ssf} {auth_author} {mail_mailer} {mail_host} {mail_addr}".split()
 )
+_SENDMAIL_MILTER_LINES = """\
+define(`confMILTER_MACROS_CONNECT', `{connect_macros}')dnl
+define(`confMILTER_MACROS_ENVFROM', `{envfrom_macros}')dnl
+define(`confMILTER_MACROS_EOM', `i, {{msg_id}}')dnl
+INPUT_MAIL_FILTER(`milterfilters', `S={milter}, F=T, T=C:5s;S:10s;R:10s;E:30s')dnl"""
 _SENDMAIL_MC = """\
 divert(-1)
 include(`{cf}/m4/cf.m4')
@@ -72,9 +79,6 @@ define(`confDONT_BLAME_SENDMAIL', `GroupWritableDirPathSafe,ForwardFileInUnsafeD
 define(`confDELIVERY_MODE', `queueonly')dnl
 define(`confLOG_LEVEL', `9')dnl
 define(`confMILTER_LOG_LEVEL', `12')dnl
-define(`confMILTER_MACROS_CONNECT', `{connect_macros}')dnl
-define(`confMILTER_MACROS_ENVFROM', `{envfrom_macros}')dnl
-define(`confMILTER_MACROS_EOM', `i, {{msg_id}}')dnl
 define(`confAUTH_MECHANISMS', `PLAIN LOGIN')dnl
 TRUST_AUTH_MECH(`PLAIN LOGIN')dnl
 FEATURE(`no_default_msa')dnl
@@ -83,51 +87,11 @@ FEATURE(`accept_unresolvable_domains')dnl
 FEATURE(`accept_unqualified_senders')dnl
 FEATURE(`promiscuous_relay')dnl
 DAEMON_OPTIONS(`Port={port}, Addr={listen}, Name=MTA-SM')dnl
-INPUT_MAIL_FILTER(`milterfilters', `S={milter}, F=T, T=C:5s;S:10s;R:10s;E:30s')dnl
+{milter_lines}
 LOCAL_DOMAIN(`{domain}')dnl
 MAILER(`local')dnl
 MAILER(`smtp')dnl
 """
-
-
-class SyslogReceiver:
-    """A /dev/log stand-in: a unix datagram socket whose messages a thread appends to a file."""
-
-    def __init__(self, socket_path: Path, log_path: Path) -> None:
-        self.socket_path = socket_path
-        self.log_path = log_path
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Bind the socket (world-writable, as /dev/log is) and start receiving."""
-        self.socket_path.unlink(missing_ok=True)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(str(self.socket_path))
-        self.socket_path.chmod(0o666)
-        sock.settimeout(0.2)
-        self._sock = sock
-        self._thread = threading.Thread(target=self._receive, args=(sock,), daemon=True)
-        self._thread.start()
-
-    def _receive(self, sock: socket.socket) -> None:
-        with self.log_path.open("ab", buffering=0) as log:
-            while self._sock is sock:
-                try:
-                    datagram = sock.recv(65536)
-                except TimeoutError:
-                    continue
-                except OSError:
-                    return
-                log.write(datagram.rstrip(b"\0\n") + b"\n")
-
-    def stop(self) -> None:
-        """Stop receiving and close the socket."""
-        sock, self._sock = self._sock, None
-        if self._thread is not None:
-            self._thread.join(2)
-        if sock is not None:
-            sock.close()
 
 
 class SendmailInstance:
@@ -140,10 +104,25 @@ class SendmailInstance:
     resolv.conf and Cyrus SASL config (sasldb with :data:`SASL_USERS`), and a private /dev
     whose ``log`` is a :class:`SyslogReceiver` writing to :attr:`log_path` (Sendmail logs
     only to syslog).
+
+    ``milter_mc`` replaces the milter lines of the .mc (INPUT_MAIL_FILTER and the macro lists;
+    ``milter`` is then unused), and ``run_dir`` is a folder Sendmail sees as /run, so that a
+    socket path from an example (``S=local:/run/…``) is used as written.
     """
 
-    def __init__(self, base: Path, *, milter: str, root: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        base: Path,
+        *,
+        milter: str,
+        root: Path | None = None,
+        port: int | None = None,
+        milter_mc: Sequence[str] | None = None,
+        run_dir: Path | None = None,
+    ) -> None:
         self.base = base
+        self.milter_mc = list(milter_mc) if milter_mc else None
+        self.run_dir = run_dir
         self.root = root or sendmail_root()
         self.port = port or free_port()
         self.milter = milter
@@ -169,10 +148,8 @@ class SendmailInstance:
             base=base,
             port=self.port,
             listen=LOOPBACK,
-            milter=self.milter,
             domain=LOCAL_DOMAIN,
-            connect_macros=", ".join(_SENDMAIL_CONNECT_MACROS),
-            envfrom_macros=", ".join(_SENDMAIL_ENVFROM_MACROS),
+            milter_lines="\n".join(self.milter_mc) if self.milter_mc else self._default_milter_lines(),
         )
         (base / "sendmail.mc").write_text(mc)
         cf = base / "sendmail.cf"
@@ -218,6 +195,13 @@ class SendmailInstance:
             self.stop()
             raise E2EError(f"sendmail did not listen in {timeout:g} s:\n{self._diagnostics()}") from None
 
+    def _default_milter_lines(self) -> str:
+        return _SENDMAIL_MILTER_LINES.format(
+            milter=self.milter,
+            connect_macros=", ".join(_SENDMAIL_CONNECT_MACROS),
+            envfrom_macros=", ".join(_SENDMAIL_ENVFROM_MACROS),
+        )
+
     def _namespace_setup(self) -> str:
         """Shell commands run inside the new mount namespace before Sendmail starts."""
         base = self.base
@@ -239,6 +223,8 @@ class SendmailInstance:
         for node in ("null", "zero", "random", "urandom"):
             commands.append(f"touch /dev/{node} && mount --bind {q(str(host_dev / node))} /dev/{node}")
         commands.append(f"ln -s {q(str(self._syslog.socket_path))} /dev/log")
+        if self.run_dir is not None:
+            commands.append(f"mount --bind {q(str(self.run_dir))} /run")
         return " && ".join(commands)
 
     def _diagnostics(self) -> str:
