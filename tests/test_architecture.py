@@ -28,6 +28,7 @@ RANKS = {
     "classifier": 3,
     "builtin": 3,
     "api": 4,
+    "metrics": 4,
     "milter": 5,
     "check": 5,
     "cli": 6,

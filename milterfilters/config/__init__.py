@@ -2,7 +2,8 @@
 
 Modules:
 
-* ``sections``   — the configuration's own sections: ``[milter]``, ``[dns]``, ``[actions]``, ``[logging]``
+* ``sections``   — the configuration's own sections: ``[milter]``, ``[dns]``, ``[actions]``, ``[logging]``,
+  ``[metrics]``
 * ``loader``     — :class:`Config`, :func:`load_config` (a TOML file) and :func:`config_from_dict`
 * ``registry``   — where filter classes come from: built-ins and the ``milterfilters.filters`` entry points
 * ``render``     — ``milterfilters config``: the effective configuration as commented TOML

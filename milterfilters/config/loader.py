@@ -21,6 +21,7 @@ from milterfilters.config.sections import (
     ActionsSection,
     DnsSection,
     LoggingSection,
+    MetricsSection,
     MilterSection,
     score_range,
 )
@@ -47,6 +48,7 @@ class Config:
     actions: ActionsSection = dataclasses.field(default_factory=ActionsSection)
     scores: Mapping[str, float] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     logging: LoggingSection = dataclasses.field(default_factory=LoggingSection)
+    metrics: MetricsSection = dataclasses.field(default_factory=MetricsSection)
     filters: tuple[FilterSpec, ...] = ()
     source: str = "<embedded default>"
 
@@ -75,6 +77,7 @@ SECTIONS: dict[str, type] = {
     "dns": DnsSection,
     "actions": ActionsSection,
     "logging": LoggingSection,
+    "metrics": MetricsSection,
 }
 
 

@@ -28,7 +28,7 @@ BUILTIN: dict[str, str] = {
 }
 
 #: Top-level config sections that are not filters.
-RESERVED_SECTIONS = frozenset({"milter", "dns", "actions", "scores", "logging"})
+RESERVED_SECTIONS = frozenset({"milter", "dns", "actions", "scores", "logging", "metrics"})
 
 
 class PluginError(Exception):

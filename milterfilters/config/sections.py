@@ -1,4 +1,5 @@
-"""The configuration's own sections: ``[milter]``, ``[dns]``, ``[actions]``, ``[logging]``.
+"""The configuration's own sections: ``[milter]``, ``[dns]``, ``[actions]``, ``[logging]``,
+``[metrics]``.
 
 Each is a frozen dataclass whose fields carry their documentation (``doc``) and whose
 ``validate`` refuses values that could not work, so a bad value fails at start-up, naming
@@ -7,6 +8,8 @@ the file and key.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from typing import Literal
@@ -145,3 +148,49 @@ class LoggingSection:
         if not self.syslog_socket.startswith("/"):
             raise ValueError(f"syslog_socket must be an absolute path, got {self.syslog_socket!r}")
         one_line_text(self.syslog_socket)
+
+
+#: a host name (letters, digits, dots, hyphens) or an IPv4 address in ``[metrics] listen``
+_LISTEN_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[IPv6]:PORT`` for IPv6) → (host, port); raises ValueError."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT such as 127.0.0.1:9101, got {value!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IPv6 address") from None
+    elif not _LISTEN_HOST.fullmatch(host):
+        raise ValueError(f"{host!r} is not a host name or address (write IPv6 as [::1]:9101)")
+    if not re.fullmatch(r"[0-9]{1,5}", port_text) or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"port must be a number from 1 to 65535, got {port_text!r}")
+    return host, int(port_text)
+
+
+def listen_address(value: str) -> None:
+    """A check that ``value`` is empty (off) or ``HOST:PORT``."""
+    if value:
+        parse_listen(value)
+
+
+@dataclass(frozen=True)
+class MetricsSection:
+    """Prometheus metrics and the health check, over plain HTTP."""
+
+    listen: str = doc(
+        "HOST:PORT to serve GET /metrics (Prometheus text, all worker processes) and GET /healthz "
+        "on, e.g. 127.0.0.1:9101 or [::1]:9101; no authentication, so keep it on loopback or a "
+        "private network; empty turns it off",
+        "",
+        check=listen_address,
+    )
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to listen on, or None when metrics are off."""
+        return parse_listen(self.listen) if self.listen else None

@@ -17,7 +17,7 @@ Modules:
 * ``decision_log`` — one log line per decision (text or JSON)
 * ``authresults``  — rendering Authentication-Results (RFC 8601)
 * ``schema``       — option dataclasses: ``doc()`` and validation naming file and key
-* ``metrics``      — thread-safe counters
+* ``metrics``      — thread-safe counters, observations and gauges (exported by ``milterfilters.metrics``)
 * ``deadline``     — the per-call :class:`Deadline` a filter's long loops check (its ``timeout``)
 * ``errors``       — :class:`ConfigError`, :class:`UsageError`
 """

@@ -291,6 +291,7 @@ class Session:
             log.error("filter %s failed at %s: %s", link.name, stage.value, error, exc_info=True)
             return self._error_verdict(link, stage, error), error
         elapsed = clock() - start
+        self.chain.metrics.observe("filter_duration_seconds", elapsed, filter=link.name, stage=stage.value)
         if elapsed > link.settings.timeout:
             return self._timed_out(link, stage, elapsed)
         return verdict, ""
@@ -455,6 +456,8 @@ class Session:
         state = self._collected_so_far()
         decision = self._final_decision(state, message)
         self.chain.metrics.inc("messages_total", action=decision.action.label)
+        for scored in decision.findings:
+            self.chain.metrics.inc("findings_total", symbol=scored.finding.symbol)
         assert self.envelope is not None
         self._log(Stage.EOM, decision, [r.address for r in self.envelope.recipients])
         self._reset_transaction()

@@ -11,6 +11,10 @@ signals while libmilter runs. The parent handles the signals instead:
   doubles while workers keep dying young (a crash loop) and starts over after one that ran
   for :attr:`Supervisor.stable_uptime`; meanwhile the MTA applies its milter_default_action
   (tempfail), so no mail is lost.
+
+With ``[metrics] listen`` the parent also serves ``/metrics`` and ``/healthz``
+(:mod:`milterfilters.metrics.exporter`): it makes a per-run metrics directory, hands it to
+each worker (``--metrics-dir``) and removes it at exit.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from types import FrameType
 from milterfilters.config import Config, load_config
 from milterfilters.config.socketspec import SocketSpec, parse_socket_spec
 from milterfilters.core.schema import ConfigError
+from milterfilters.metrics.exporter import MULTIPROC_ENV, Exporter, MetricsDirectory
 from milterfilters.milter.worker import configure_logging
 
 log = logging.getLogger("milterfilters.supervisor")
@@ -69,14 +74,26 @@ class Supervisor:
     #: the next restart waits only ``initial_backoff`` again
     stable_uptime = 10.0
 
-    def __init__(self, config_path: str | None, config: Config, spec: SocketSpec) -> None:
+    def __init__(
+        self,
+        config_path: str | None,
+        config: Config,
+        spec: SocketSpec,
+        metrics_dir: MetricsDirectory | None = None,
+    ) -> None:
         self.config_path = config_path
         self.config = config
         self.spec = spec
+        self.metrics_dir = metrics_dir
         self.worker: subprocess.Popen[bytes] | None = None
         self.stopping = False
         self.reload_requested = False
         self.restarts = 0
+
+    def live_pids(self) -> list[int]:
+        """The pids of the workers running now (as last polled; safe from any thread)."""
+        worker = self.worker
+        return [worker.pid] if worker is not None and worker.returncode is None else []
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
@@ -88,7 +105,11 @@ class Supervisor:
         cmd = [sys.executable, "-m", "milterfilters.milter.worker", "--socket", self.spec.libmilter]
         if self.config_path:
             cmd += ["--config", self.config_path]
-        worker = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+        env = None
+        if self.metrics_dir is not None:
+            cmd += ["--metrics-dir", self.metrics_dir.path]
+            env = {**os.environ, MULTIPROC_ENV: self.metrics_dir.path}
+        worker = subprocess.Popen(cmd, stdin=subprocess.PIPE, env=env)
         log.info("started worker pid %d on %s", worker.pid, self.spec.libmilter)
         return worker
 
@@ -101,6 +122,8 @@ class Supervisor:
             return
         if parse_socket_spec(config.milter.socket) != parse_socket_spec(self.config.milter.socket):
             log.warning("reload: a changed [milter] socket takes effect only after a restart")
+        if config.metrics != self.config.metrics:
+            log.warning("reload: a changed [metrics] section takes effect only after a restart")
         self.config = config
         try:
             configure_logging(config)
@@ -146,6 +169,8 @@ class Supervisor:
                     return code
                 first = False
                 self.restarts += 1
+                if self.metrics_dir is not None:
+                    self.metrics_dir.process_dead(self.worker.pid)
                 if time.monotonic() - started >= self.stable_uptime:
                     backoff = self.initial_backoff
                 log.error("worker pid %d exited with %d; restarting in %.0fs", self.worker.pid, code, backoff)
@@ -186,4 +211,33 @@ def run(config_path: str | None, *, socket_override: str | None = None) -> int:
     from milterfilters.api import build_chain
 
     build_chain(config).close()
-    return Supervisor(config_path, config, spec).serve()
+    address = config.metrics.address
+    if address is None:
+        return Supervisor(config_path, config, spec).serve()
+    return _serve_with_metrics(config_path, config, spec, address)
+
+
+def _serve_with_metrics(
+    config_path: str | None, config: Config, spec: SocketSpec, address: tuple[str, int]
+) -> int:
+    """Run the supervisor with ``/metrics`` and ``/healthz`` served on ``address``."""
+    directory = MetricsDirectory()
+    try:
+        supervisor = Supervisor(config_path, config, spec, directory)
+        try:
+            exporter = Exporter(
+                address, directory, restarts=lambda: supervisor.restarts, live_pids=supervisor.live_pids
+            )
+        except OSError as e:
+            print(
+                f"milterfilters: cannot serve metrics on {config.metrics.listen}: {e.strerror or e}",
+                file=sys.stderr,
+            )
+            return 2
+        exporter.start()
+        try:
+            return supervisor.serve()
+        finally:
+            exporter.close()
+    finally:
+        directory.remove()

@@ -26,7 +26,11 @@ import milter as libmilter
 from milterfilters.api import build_chain
 from milterfilters.config import Config, load_config
 from milterfilters.config.socketspec import SocketSpec, parse_socket_spec, why_cannot_listen
+from milterfilters.core.chain import Chain
+from milterfilters.core.metrics import Metrics
 from milterfilters.core.schema import ConfigError
+from milterfilters.core.services import Services
+from milterfilters.metrics.models import report_live_models
 from milterfilters.milter.adapter import MILTER_FLAGS, ChainHolder, make_milter_class
 
 log = logging.getLogger("milterfilters.worker")
@@ -167,7 +171,25 @@ def _fix_socket_permissions(spec: SocketSpec, config: Config) -> None:
         os.chown(spec.path, -1, grp.getgrnam(config.milter.socket_group).gr_gid)
 
 
-def _reload_loop(holder: ChainHolder, config_path: str | None) -> None:
+def worker_metrics(directory: str | None) -> Metrics:
+    """In-memory metrics; with ``directory`` (``--metrics-dir``), exported to Prometheus
+    through that multiprocess directory (see :mod:`milterfilters.metrics.exporter`)."""
+    if directory is None:
+        return Metrics()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory  # read when prometheus-client is imported
+    from milterfilters.metrics.prometheus import PrometheusMetrics
+
+    return PrometheusMetrics()
+
+
+def _build_chain(config: Config, metrics: Metrics) -> Chain:
+    """The chain of ``config`` counting into ``metrics``, its live models reported."""
+    chain = build_chain(config, services=Services(metrics=metrics))
+    report_live_models(metrics, chain)
+    return chain
+
+
+def _reload_loop(holder: ChainHolder, config_path: str | None, metrics: Metrics) -> None:
     """Read commands from the supervisor; ``reload`` rebuilds and swaps the chain."""
     for line in sys.stdin:
         command = line.strip()
@@ -175,7 +197,7 @@ def _reload_loop(holder: ChainHolder, config_path: str | None) -> None:
             continue
         try:
             config = load_config(config_path)
-            chain = build_chain(config)
+            chain = _build_chain(config, metrics)
         except Exception as e:
             log.error("reload failed, keeping the running configuration: %s", e)
             continue
@@ -196,12 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="milterfilters-worker")
     parser.add_argument("--config")
     parser.add_argument("--socket", required=True)
+    parser.add_argument("--metrics-dir")
     args = parser.parse_args(argv)
+    metrics = worker_metrics(args.metrics_dir)
     try:
         config = load_config(args.config)
         configure_logging(config)
         spec = parse_socket_spec(args.socket)
-        chain = build_chain(config)
+        chain = _build_chain(config, metrics)
     except (ConfigError, ValueError) as e:
         print(f"milterfilters: configuration error: {e}", file=sys.stderr)
         return 2
@@ -240,10 +264,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if spec.family != "unix" and not disable_nagle_on_listener(spec):
         log.warning("could not set TCP_NODELAY on the milter socket: expect ~40 ms more per message")
-    threading.Thread(target=_reload_loop, args=(holder, args.config), daemon=True, name="reload").start()
+    threading.Thread(
+        target=_reload_loop, args=(holder, args.config, metrics), daemon=True, name="reload"
+    ).start()
     names = ", ".join(link.name for link in chain.links) or "none"
+    metrics.set("worker_serving", 1.0)
     log.info("listening on %s (filters: %s)", args.socket, names)
     libmilter.main()
+    metrics.set("worker_serving", 0.0)
     log.info("stopped")
     return 0
 
