@@ -25,6 +25,7 @@ import milter as libmilter
 from milterfilters.api import build_chain
 from milterfilters.config import Config, load_config
 from milterfilters.config.socketspec import SocketSpec, parse_socket_spec, why_cannot_listen
+from milterfilters.config.verify import verify_config
 from milterfilters.core.schema import ConfigError
 from milterfilters.milter.adapter import MILTER_FLAGS, ChainHolder, make_milter_class
 
@@ -145,6 +146,7 @@ def _reload_loop(holder: ChainHolder, config_path: str | None) -> None:
             continue
         try:
             config = load_config(config_path)
+            verify_config(config)
             chain = build_chain(config)
         except Exception as e:
             log.error("reload failed, keeping the running configuration: %s", e)
