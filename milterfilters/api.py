@@ -6,66 +6,38 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from email.utils import getaddresses
 from typing import Any
 
-from milterfilters.config import Config, DnsSection, FilterSpec, config_from_dict, load_config
-from milterfilters.core.chain import Chain, ChainLink
+from milterfilters.config import Config, config_from_dict, load_config
+from milterfilters.config.instantiate import (
+    default_services,
+    make_filter,
+    make_resolver,
+    relay_trusted_networks,
+)
+from milterfilters.core.chain import Chain, ChainLink, SpamHeaders
 from milterfilters.core.context import Auth, Connection, Message, strip_angle_brackets
-from milterfilters.core.filter import Filter
-from milterfilters.core.metrics import Metrics
 from milterfilters.core.policy import Policy
-from milterfilters.core.schema import ConfigError
-from milterfilters.core.services import IPNetwork, Services
+from milterfilters.core.services import Services
 from milterfilters.core.stages import Stage
 from milterfilters.core.verdict import Action, Decision, SmtpReply
-from milterfilters.dns import Resolver
 from milterfilters.mail.message import parse_message
-from milterfilters.mail.networks import NetworkSet
 
-
-def make_resolver(dns: DnsSection, metrics: Metrics | None = None) -> Resolver:
-    """The resolver ``[dns]`` describes, counting into ``metrics``."""
-    return Resolver(
-        dns.nameservers,
-        timeout=dns.timeout,
-        cache_size=dns.cache_size,
-        lookup_budget=dns.lookup_budget,
-        metrics=metrics,
-    )
-
-
-def relay_trusted_networks(config: Config) -> tuple[IPNetwork, ...]:
-    """The enabled relay filter's ``trusted_networks`` (none when it is off or absent)."""
-    try:
-        relay = config.filter("relay")
-    except KeyError:
-        return ()
-    if not relay.settings.enabled:
-        return ()
-    return NetworkSet(getattr(relay.options, "trusted_networks", ())).networks
-
-
-def default_services(config: Config, services: Services | None = None) -> Services:
-    """What the filters of ``config`` share, resolved once: the trusted networks, the
-    authserv-id, the configuration's file name, and (from ``services`` when given, else new)
-    metrics, clock and the DNS resolver ``[dns]`` describes."""
-    base = services or Services()
-    resolver_factory = base.resolver_factory
-    if resolver_factory is None:
-        metrics = base.metrics
-
-        def resolver_factory() -> Resolver:
-            return make_resolver(config.dns, metrics)
-
-    return replace(
-        base,
-        resolver_factory=resolver_factory,
-        trusted_networks=relay_trusted_networks(config),
-        authserv_id=config.milter.effective_authserv_id,
-        config_source=config.source,
-    )
+__all__ = [
+    "ConfigLike",
+    "Outcome",
+    "RecipientOutcome",
+    "as_config",
+    "build_chain",
+    "check_message",
+    "default_services",
+    "evaluate",
+    "make_resolver",
+    "relay_trusted_networks",
+    "sender_from_headers",
+]
 
 
 ConfigLike = Config | Mapping[str, Any] | str | os.PathLike[str] | None
@@ -91,9 +63,7 @@ def build_chain(config: ConfigLike = None, *, services: Services | None = None) 
     """
     config = as_config(config)
     services = default_services(config, services)
-    links = [
-        ChainLink(_make_filter(spec, services, config), spec.settings) for spec in config.enabled_filters
-    ]
+    links = [ChainLink(make_filter(spec, services, config), spec.settings) for spec in config.enabled_filters]
     actions = config.actions
     policy = Policy(
         weights=config.weights(),
@@ -108,23 +78,16 @@ def build_chain(config: ConfigLike = None, *, services: Services | None = None) 
         policy,
         authserv_id=config.milter.effective_authserv_id,
         status_headers=actions.status_headers,
+        spam_headers=SpamHeaders(
+            flag=actions.spam_flag_header,
+            status=actions.spam_status_header,
+            score=actions.spam_score_header,
+            level=actions.spam_level_header,
+        ),
         max_body_bytes=config.milter.max_body_bytes,
         metrics=services.metrics,
         log_format=config.logging.format,
     )
-
-
-def _make_filter(spec: FilterSpec, services: Services, config: Config) -> Filter:
-    """Build one filter; a failure (missing model, unreadable key file) is a configuration
-    error naming the configuration file and the filter's section."""
-    try:
-        return spec.cls(spec.options, services)
-    except ConfigError as e:
-        key = e.key if e.key.startswith(spec.name) else spec.name
-        detail = f"{e.source}: {e.message}" if e.source and e.source != config.source else e.message
-        raise ConfigError(detail, source=config.source, key=key) from e
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot start this filter: {e}", source=config.source, key=spec.name) from e
 
 
 _RECIPIENT_ACTIONS = (Action.REJECT, Action.TEMPFAIL, Action.DISCARD)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from milterfilters.api import build_chain, evaluate
-from milterfilters.config import load_config
-from milterfilters.config.commands import add_config_arg
+from milterfilters.config.commands import add_config_arg, quiet_when_pipe_closes
+from milterfilters.config.discovery import discover_config
 from milterfilters.core.chain import Chain
 from milterfilters.core.errors import UsageError
 from milterfilters.mail.message import parse_message
@@ -39,7 +39,7 @@ def _read_message(path: str) -> bytes:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = discover_config(args.config)
     _setup_logging("debug" if args.verbose else "warning")
     raw = _read_message(args.message)
     chain = build_chain(config)
@@ -110,4 +110,4 @@ def register(subparsers: Any) -> None:
     p.add_argument("--verbose", "-v", action="store_true", help="log filter details to stderr")
     p.add_argument("--explain", action="store_true", help="show which tokens drove the classifier's score")
     p.add_argument("message", nargs="?", default="-", metavar="MESSAGE", help="file, or - for stdin")
-    p.set_defaults(func=cmd_check)
+    p.set_defaults(func=quiet_when_pipe_closes(cmd_check))

@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import os
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import dns.resolver
 import pytest
 
+from milterfilters.config.discovery import CONFIG_ENV
+from tests.support.defaultconfig import write_default_config
 from tests.support.dnsserver import DnsTestServer
 from tests.support.paths import CORPUS_ARCHIVE
 from tests.support.redisserver import RedisTestServer, free_loopback_port
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No test reaches the system resolver (the embedded default's): commands started without
+    ``--config`` find, through ``$MILTERFILTERS_CONFIG``, the embedded default with
+    ``[dns] nameservers`` on a dead loopback port; and in this process, reading
+    ``/etc/resolv.conf`` fails, so a chain built on the system resolver gets temperrors (and
+    ``config --check`` refuses it) instead of sending queries out."""
+    folder = Path(tempfile.mkdtemp(prefix="milterfilters-tests-"))
+    os.environ[CONFIG_ENV] = str(write_default_config(folder / "default-loopback-dns.toml"))
+
+    def no_system_resolver(self: dns.resolver.Resolver, *args: object, **kwargs: object) -> None:
+        raise dns.resolver.NoResolverConfiguration("tests never use the system resolver")
+
+    dns.resolver.Resolver.read_resolv_conf = no_system_resolver  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")

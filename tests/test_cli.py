@@ -37,7 +37,9 @@ def test_check_json_for_gtube() -> None:
     assert out["action"] == "reject"
     assert out["reply"] == {"code": 554, "enhanced": "5.7.1", "text": "Message rejected as spam"}
     assert out["score"] >= 1000
-    assert [s["name"] for s in out["symbols"]] == ["GTUBE"]
+    # the default chain also asks SPF, DKIM and DMARC (a dead loopback resolver here: temperrors)
+    names = [s["name"] for s in out["symbols"]]
+    assert "GTUBE" in names and "SPF_TEMPERROR" in names
     assert [r["address"] for r in out["recipients"]] == ["User@Example.NET", "b@example.net"]
     assert all(r["action"] == "accept" and r["reply"] is None for r in out["recipients"])
     assert isinstance(out["add_headers"], list)

@@ -1,6 +1,7 @@
 """Loading the configuration: TOML (or a dict) validated into a :class:`Config`.
 
-With no file, the defaults are the configuration (the embedded default). Each filter
+With no file, the embedded default applies (:mod:`milterfilters.config.embedded`); a file
+starts from the option defaults. Each filter
 has a top-level section named after it (``[gtube]``, ``[relay]``, ...) holding the common
 keys (enabled, dry_run, on_error, timeout) and the filter's own options.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from milterfilters.config.embedded import EMBEDDED_DEFAULT_TOML, EMBEDDED_SOURCE
 from milterfilters.config.registry import PluginError, available_filters
 from milterfilters.config.sections import (
     ActionsSection,
@@ -50,7 +52,7 @@ class Config:
     logging: LoggingSection = dataclasses.field(default_factory=LoggingSection)
     metrics: MetricsSection = dataclasses.field(default_factory=MetricsSection)
     filters: tuple[FilterSpec, ...] = ()
-    source: str = "<embedded default>"
+    source: str = EMBEDDED_SOURCE
 
     @property
     def enabled_filters(self) -> tuple[FilterSpec, ...]:
@@ -176,7 +178,7 @@ def _parse_toml(text: str, source: str) -> dict[str, Any]:
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Load and validate a TOML file; ``None`` gives the embedded default."""
     if path is None:
-        return config_from_dict({}, source="<embedded default>")
+        return config_from_dict(_parse_toml(EMBEDDED_DEFAULT_TOML, EMBEDDED_SOURCE), source=EMBEDDED_SOURCE)
     p = Path(path)
     try:
         raw = p.read_bytes()

@@ -27,6 +27,16 @@ score_range = in_range(-SCORE_LIMIT, SCORE_LIMIT)
 seconds_range = in_range(0, MAX_SECONDS, above=True)
 
 
+def field_name(value: str) -> None:
+    """A check for a header field name we write: empty (left out), or RFC 5322 ftext
+    (printable ASCII but the colon), at most 76 characters so that the field folds."""
+    if value and not re.fullmatch(r"[!-9;-~]{1,76}", value):
+        raise ValueError(
+            "a header field name is printable ASCII without spaces or colons, "
+            f"at most 76 characters; got {value!r}"
+        )
+
+
 @dataclass(frozen=True)
 class MilterSection:
     """How the milter listens and talks to the MTA."""
@@ -117,7 +127,27 @@ class ActionsSection:
     reject: float | None = doc("score at which the message is rejected", 15.0, check=score_range)
     subject_prefix: str = doc("prefix for the Subject of tagged mail, e.g. [SPAM]", "", check=one_line_text)
     status_headers: bool = doc(
-        "add X-Milterfilters-Score/-Symbols (X-Spam-Flag on tagged mail) to accepted mail", True
+        "add our verdict headers to accepted mail: X-Milterfilters-Score/-Symbols, and the "
+        "SpamAssassin-compatible ones below",
+        True,
+    )
+    spam_flag_header: str = doc(
+        "field set to YES on tagged (and quarantined) mail, as SpamAssassin's; empty leaves it out",
+        "X-Spam-Flag",
+        check=field_name,
+    )
+    spam_status_header: str = doc(
+        "field with 'Yes|No, score=S required=T tests=A,B' as SpamAssassin's; empty leaves it out",
+        "X-Spam-Status",
+        check=field_name,
+    )
+    spam_score_header: str = doc(
+        "field with the score (one decimal); empty leaves it out", "X-Spam-Score", check=field_name
+    )
+    spam_level_header: str = doc(
+        "field with one * per whole point of score (at most 50); empty leaves it out",
+        "X-Spam-Level",
+        check=field_name,
     )
     reject_text: str = doc(
         "text of the reply when the score rejects (printable ASCII, at most 400 characters)",

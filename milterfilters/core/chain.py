@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from milterfilters.core.authresults import fold, render_authentication_results
+from milterfilters.core.authresults import LINE_LENGTH, fold, render_authentication_results
 from milterfilters.core.context import Auth, Connection, Context, Envelope, Message, Recipient
 from milterfilters.core.deadline import Deadline, DeadlineExceeded
 from milterfilters.core.decision_log import LogFormat, decision_record, log_decision
@@ -115,6 +115,7 @@ class Chain:
         *,
         authserv_id: str = "localhost",
         status_headers: bool = True,
+        spam_headers: SpamHeaders | None = None,
         max_body_bytes: int = 10 * 1024 * 1024,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -130,6 +131,7 @@ class Chain:
         self.log_format: LogFormat = log_format
         self.authserv_id = authserv_id
         self.status_headers = status_headers
+        self.spam_headers = SpamHeaders() if spam_headers is None else spam_headers
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics or Metrics()
         self.clock = clock
@@ -508,7 +510,8 @@ class Session:
 
     def _status_headers(self, score: float, action: Action, state: _Collected) -> list[HeaderAdd]:
         """Our verdict headers, from typed parts only: a number, symbol names (validated by
-        :class:`Finding`) with their weights, an action label; folded at spaces."""
+        :class:`Finding`) with their weights, an action label; folded at spaces. Then the
+        SpamAssassin-compatible ``X-Spam-*`` fields (:class:`SpamHeaders`)."""
 
         def header(name: str, value: str) -> HeaderAdd:
             return HeaderAdd(name, fold(name, value))
@@ -517,11 +520,65 @@ class Session:
             header("X-Milterfilters-Score", f"{score:.2f}"),
             header("X-Milterfilters-Symbols", self._symbol_list(state.findings)),
         ]
-        if action in (Action.TAG, Action.QUARANTINE):
-            out.append(header("X-Spam-Flag", "YES"))
         if state.dry_run:
             would = self.chain.policy.action_for(score + Policy.total(state.dry_run))
             out.append(
                 header("X-Milterfilters-Dry-Run", f"{self._symbol_list(state.dry_run)}; would={would.label}")
             )
+        spam = self.chain.spam_headers
+        tagged = action in (Action.TAG, Action.QUARANTINE)
+        if spam.flag and tagged:
+            out.append(header(spam.flag, "YES"))
+        if spam.status:
+            tests = sorted({f.finding.symbol for f in state.findings})
+            out.append(
+                HeaderAdd(spam.status, spam_status(spam.status, tagged, score, self.chain.policy, tests))
+            )
+        if spam.score:
+            out.append(header(spam.score, f"{score:.1f}"))
+        if spam.level:
+            out.append(header(spam.level, "*" * min(max(int(score), 0), SPAM_LEVEL_MAX)))
         return out
+
+
+#: X-Spam-Level has one star per whole point of score, at most this many (as SpamAssassin)
+SPAM_LEVEL_MAX = 50
+
+
+@dataclass(frozen=True)
+class SpamHeaders:
+    """Names of the SpamAssassin-compatible fields written beside ``X-Milterfilters-*``, so
+    that Sieve rules, mail clients and tools made for SpamAssassin read our verdict. An
+    empty name leaves that field out; :meth:`off` leaves them all out."""
+
+    flag: str = "X-Spam-Flag"
+    status: str = "X-Spam-Status"
+    score: str = "X-Spam-Score"
+    level: str = "X-Spam-Level"
+
+    @classmethod
+    def off(cls) -> SpamHeaders:
+        return cls("", "", "", "")
+
+
+def spam_status(name: str, tagged: bool, score: float, policy: Policy, tests: Sequence[str]) -> str:
+    """``Yes, score=7.3 required=6.0 tests=A,B`` as SpamAssassin writes it (``required`` is the
+    first threshold set; ``tests=none`` when nothing was found), folded after a comma of the
+    test list or at a space where a line would pass 78 characters."""
+    required = next((t for t in (policy.tag, policy.quarantine, policy.reject) if t is not None), None)
+    head = f"{'Yes' if tagged else 'No'}, score={score:.1f}"
+    if required is not None:
+        head += f" required={required:.1f}"
+    value = fold(name, head)
+    column = len(f"{name}: {value}".rsplit("\n", 1)[-1])
+    items = [f"{t}," for t in tests[:-1]] + [tests[-1] if tests else "none"]
+    items[0] = "tests=" + items[0]
+    for i, item in enumerate(items):
+        separator = " " if i == 0 else ""
+        if column + len(separator) + len(item) > LINE_LENGTH:
+            value += "\n\t" + item
+            column = 1 + len(item)
+        else:
+            value += separator + item
+            column += len(separator) + len(item)
+    return value

@@ -29,7 +29,9 @@ import time
 from types import FrameType
 
 from milterfilters.config import Config, load_config
+from milterfilters.config.discovery import find_config
 from milterfilters.config.socketspec import SocketSpec, parse_socket_spec
+from milterfilters.config.verify import verify_config
 from milterfilters.core.schema import ConfigError
 from milterfilters.metrics.exporter import MULTIPROC_ENV, Exporter, MetricsDirectory
 from milterfilters.milter.worker import configure_logging
@@ -117,6 +119,7 @@ class Supervisor:
         self.reload_requested = False
         try:
             config = load_config(self.config_path)
+            verify_config(config, socket_override=self.spec.postfix)  # the socket in use
         except ConfigError as e:
             log.error("reload refused, keeping the running configuration: %s", e)
             return
@@ -195,9 +198,16 @@ class Supervisor:
 
 
 def run(config_path: str | None, *, socket_override: str | None = None) -> int:
-    """Run the milter in the foreground until SIGTERM/SIGINT; returns the exit status."""
+    """Run the milter in the foreground until SIGTERM/SIGINT; returns the exit status.
+
+    ``config_path`` is ``--config``; without it the configuration is found as
+    :mod:`milterfilters.config.discovery` says, and the log names which one runs.
+    """
+    origin = find_config(config_path)
+    config_path = origin.path
     config = load_config(config_path)
     configure_logging(config)
+    log.info("configuration: %s", origin.describe())
     try:
         spec = parse_socket_spec(socket_override or config.milter.socket)
     except ValueError as e:
@@ -207,10 +217,9 @@ def run(config_path: str | None, *, socket_override: str | None = None) -> int:
     except SocketInUse as e:
         print(f"milterfilters: {e}", file=sys.stderr)
         return 2
-    # build the chain once here so that a broken model or filter fails fast, in the foreground
-    from milterfilters.api import build_chain
-
-    build_chain(config).close()
+    # load everything once here (`config --check`) so that a broken model, key file or
+    # socket group fails fast, in the foreground
+    verify_config(config, socket_override=socket_override)
     address = config.metrics.address
     if address is None:
         return Supervisor(config_path, config, spec).serve()

@@ -197,7 +197,7 @@ def _reload_loop(holder: ChainHolder, config_path: str | None, metrics: Metrics)
             continue
         try:
             config = load_config(config_path)
-            chain = _build_chain(config, metrics)
+            chain = _build_chain(config, metrics)  # the supervisor ran config --check first
         except Exception as e:
             log.error("reload failed, keeping the running configuration: %s", e)
             continue

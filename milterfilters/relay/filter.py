@@ -18,14 +18,16 @@ The policy, per recipient at RCPT (Postfix's ``smtpd_relay_restrictions`` done i
 With neither ``local_domains`` nor ``relay_domains`` configured the filter cannot know
 which domains are ours: it then leaves the destination decision to the MTA (Postfix's own
 ``smtpd_relay_restrictions``), still refusing sender-specified routing and bad syntax, and
-logs a warning at start-up. That keeps the embedded default safe to enable: it delivers to
-whatever the MTA accepts and never widens what the MTA would relay.
+logs a warning at start-up (once per process and the processes it starts). That keeps the
+embedded default safe to enable: it delivers to whatever the MTA accepts and never widens
+what the MTA would relay.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -47,6 +49,22 @@ from milterfilters.mail.addresses import (
 from milterfilters.mail.networks import NetworkSet, parse_network
 
 log = logging.getLogger("milterfilters.relay")
+
+#: set in the environment once the "no local_domains" warning is logged, so that the
+#: process and the processes it starts (``run``'s worker) log it once between them
+WARNED_ENV = "MILTERFILTERS_RELAY_WARNED"
+
+
+def _warn_unknown_destinations_once() -> None:
+    """Warn that the MTA decides which destinations are ours: once per process tree, not at
+    every chain built (``check``, library calls, ``run``'s supervisor and worker, reloads)."""
+    if os.environ.get(WARNED_ENV):
+        return
+    os.environ[WARNED_ENV] = "1"
+    log.warning(
+        "relay: neither local_domains nor relay_domains is set; the MTA's own relay "
+        "restrictions decide which destinations are ours"
+    )
 
 
 class DomainSet:
@@ -224,10 +242,7 @@ class RelayFilter(Filter):
         self.sender_logins = SenderLoginMap.build(options.sender_login_maps)
         self.knows_destinations = bool(self.local_domains or self.relay_domains)
         if not self.knows_destinations:
-            log.warning(
-                "relay: neither local_domains nor relay_domains is set; the MTA's own relay "
-                "restrictions decide which destinations are ours"
-            )
+            _warn_unknown_destinations_once()
 
     # -- who is talking ------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from milterfilters.cli import main
 from milterfilters.config import config_from_dict, render_config
 from milterfilters.config.registry import BUILTIN
 from milterfilters.core.chain import Chain
+from tests.support.defaultconfig import default_config
 from tests.support.mailgen import make_messages, write_folder
 
 SPAM = make_messages("spam", 1, 99)[0]
@@ -131,7 +132,7 @@ def test_explain_names_tokens(
 
 
 def test_default_model_scores_the_default_chain() -> None:
-    chain = build_chain()
+    chain = build_chain(default_config())
     outcome = evaluate(chain, HAM, recipients=["a@example.org"])
     assert outcome.action is Action.ACCEPT and not outcome.decision.errors
     p = classifier_of(chain).probability(milterfilters.parse_message(SPAM))
@@ -140,7 +141,7 @@ def test_default_model_scores_the_default_chain() -> None:
 
 def test_short_messages_need_strong_evidence() -> None:
     note = b"From: a@example.com\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nSee you at five.\r\n"
-    p = classifier_of(build_chain()).probability(milterfilters.parse_message(note))
+    p = classifier_of(build_chain(default_config())).probability(milterfilters.parse_message(note))
     lenient = {
         "spam_threshold": p / 2,
         "short_spam_threshold": (1 + p) / 2,

@@ -16,6 +16,8 @@ from typing import Literal
 
 import tomli_w
 
+from tests.support.defaultconfig import DEAD_NAMESERVER
+
 from .runtime import LOOPBACK, E2EError, free_port, pid_alive, tail, tcp_listening, unix_listening, wait_until
 
 Transport = Literal["unix", "inet"]
@@ -80,6 +82,8 @@ class MilterProcess:
         milter.setdefault("socket_mode", "0666")
         milter["socket"] = self.postfix_spec
         data.setdefault("logging", {}).setdefault("level", "info")
+        # never the system resolver: a filter given no [dns] asks a dead loopback port
+        data.setdefault("dns", {}).setdefault("nameservers", [DEAD_NAMESERVER])
         return tomli_w.dumps(data)
 
     @property

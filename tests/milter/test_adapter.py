@@ -41,7 +41,13 @@ def test_clean_mail_is_accepted_with_status_headers() -> None:
     ctx._connect(ip="203.0.113.7")
     assert feed(ctx, b"From: a@client.example\nSubject: hi\n\nhello\n") == Milter.ACCEPT
     names = [name for name, _, _ in ctx.added]
-    assert names == ["X-Milterfilters-Score", "X-Milterfilters-Symbols"]
+    assert names == [
+        "X-Milterfilters-Score",
+        "X-Milterfilters-Symbols",
+        "X-Spam-Status",
+        "X-Spam-Score",
+        "X-Spam-Level",
+    ]
 
 
 def test_tag_changes_subject_and_adds_flag() -> None:

@@ -231,7 +231,7 @@ def test_sighup_with_a_damaged_model_keeps_the_loaded_one(rundir: Path) -> None:
         weights = model / "weights.npz"
         weights.write_bytes(weights.read_bytes()[:-100])  # a truncated copy, as a failed rsync leaves
         m.proc.send_signal(signal.SIGHUP)
-        m.wait_log("reload failed, keeping the running configuration")
+        m.wait_log("reload refused, keeping the running configuration")  # the supervisor's check
         assert m.proc.poll() is None
         assert final_action(one_message(str(m.sock), GTUBE)) == "reject"
     finally:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import milterfilters
 from milterfilters.config import config_from_dict
 from milterfilters.core.schema import ConfigError
+from tests.support.defaultconfig import default_config
 
 RELAY_CONFIG: dict[str, Any] = {
     "trusted_networks": ["127.0.0.0/8", "::1/128", "192.0.2.0/24", "2001:db8:1::/48"],
@@ -303,7 +304,7 @@ def test_local_sender_finding_is_scored() -> None:
 def test_default_configuration_trusts_this_host_and_defers_destinations_to_the_mta() -> None:
     """Enabled by default, the filter never refuses what the MTA would deliver to its own
     domains (it does not know them), yet still refuses routing tricks from outside."""
-    chain = milterfilters.build_chain()
+    chain = milterfilters.build_chain(default_config())
     assert chain.links[0].name == "relay"
 
     def answer(ip: str, rcpt: str) -> tuple[str, int | None, str | None]:
