@@ -53,7 +53,8 @@ from milterfilters.core.verdict import (
 )
 from milterfilters.mail.message import parse_message
 
-__version__ = "0.1.0"
+#: the one place the version is written: pyproject.toml reads it, CHANGELOG.md tells what changed
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "Action",

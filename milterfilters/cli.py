@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 
@@ -26,12 +27,21 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+def installed_version() -> str:
+    """The installed distribution's version (pyproject.toml takes it from ``milterfilters.__version__``)."""
+    try:
+        return importlib.metadata.version("milterfilters")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line, every package's commands registered."""
     parser = argparse.ArgumentParser(
         prog="milterfilters",
         description="A milter that protects mail servers from spam and relay abuse.",
     )
+    parser.add_argument("--version", action="version", version=f"milterfilters {installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)

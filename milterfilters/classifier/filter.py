@@ -13,7 +13,8 @@ A message with fewer than ``min_words`` words of body text is little evidence: i
 ``short_spam_threshold`` (0.9) for ``CLASSIFIER_SPAM``.
 
 Each finding's detail carries the probability. The model is loaded once, when the filter
-is built; a missing or broken model stops start-up with a clear error. A message that
+is built (at start-up and on every reload, logging the model's id: its checksums' hash and
+training date); a missing or broken model stops start-up with a clear error. A message that
 cannot be scored at run time gets the filter's ``on_error`` — ``ignore`` by default: the
 classifier fails open. A ``shadow_model`` scores every message beside the live model,
 logs and counts disagreements, and never acts.
@@ -41,7 +42,7 @@ log = logging.getLogger("milterfilters.classifier")
 
 @dataclass(frozen=True)
 class ClassifierOptions:
-    model: str = doc("model directory; empty means the shipped default model (models/)", "")
+    model: str = doc("model directory; empty means the shipped default model (inside the package)", "")
     shadow_model: str = doc("second model scored beside the live one, never acted on; empty = none", "")
     spam_threshold: float = doc("probability at which CLASSIFIER_SPAM is emitted", 0.5)
     high_threshold: float = doc("probability at which CLASSIFIER_SPAM_HIGH is emitted as well", 0.99)
@@ -89,11 +90,14 @@ class ClassifierFilter(Filter):
         )
 
     def _load(self, services: Services, key: str, directory: str | os.PathLike[str]) -> Model:
-        """The model in ``directory``; an error names the configuration file and key."""
+        """The model in ``directory``, its id logged (the filter is built at start-up and on every
+        reload); an error names the configuration file and key."""
         try:
-            return load_model_cached(directory)
+            model = load_model_cached(directory)
         except ModelError as e:
             raise ModelError(str(e), source=services.config_source, key=f"{self.name}.{key}") from None
+        log.info("classifier %s: %s from %s", key, model.model_id, directory)
+        return model
 
     def _raw(self, message: Message) -> bytes:
         head = b"".join(h.raw_bytes() for h in message.headers)

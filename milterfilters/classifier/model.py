@@ -8,6 +8,15 @@ A model directory holds
   ``allow_pickle=False``;
 * ``SHA256SUMS`` — checksums of both files (``sha256sum -c`` can check them too).
 
+``model.json``'s ``history`` lists the training and every update after it (date, message
+counts, figures); :func:`history` also reads models written before it existed. A model's id
+(:attr:`Model.model_id`) is the start of its checksums' hash and the date of its last training
+or update.
+
+:func:`save_model` never writes into a live directory: it writes a temporary directory beside
+the target and renames it into place, keeping the model it replaces as ``DIR.prev``. The
+shipped model (``paths.DEFAULT_MODEL_DIR``) is never overwritten.
+
 Loading checks the checksums, the format and the feature version; anything wrong raises
 :class:`ModelError`, a :class:`~milterfilters.core.schema.ConfigError`, so start-up stops with
 a clear message instead of scoring mail with a broken model.
@@ -19,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -75,6 +85,8 @@ class Model:
     intercept: float
     calibration: Calibration = field(default_factory=Calibration)
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: SHA-256 of the model directory's checksums file; empty for a model not loaded from disk
+    digest: str = ""
 
     def __post_init__(self) -> None:
         self.vectorizer = Vectorizer(self.settings)
@@ -82,6 +94,13 @@ class Model:
             raise ModelError(
                 f"weights have shape {self.weights.shape}, expected ({self.vectorizer.n_features},)"
             )
+
+    @property
+    def model_id(self) -> str:
+        """``<12 hex digits of the checksums' hash>@<date of the last training or update>``."""
+        entries = history(self.metadata)
+        trained = str(entries[-1].get("date", "")) if entries else ""
+        return f"{self.digest[:12] or 'unsaved'}@{trained or 'unknown'}"
 
     def margin(self, features: MessageFeatures) -> float:
         """The raw linear score (log-odds before calibration)."""
@@ -116,10 +135,55 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_model(model: Model, directory: str | os.PathLike[str]) -> Path:
-    """Write ``model`` into ``directory`` (created if needed), replacing any model there."""
+def history(metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The training and each update after it, oldest first (``kind``, ``date``, counts, ``metrics``).
+
+    Models written before ``history`` existed keep ``created``, ``training``,
+    ``cross_validation`` and ``updates``; their history is read from those.
+    """
+    recorded = metadata.get("history")
+    if isinstance(recorded, list):
+        return [dict(e) for e in recorded if isinstance(e, Mapping)]
+    first: dict[str, Any] = {"kind": "train", "date": metadata.get("created", "")}
+    training = metadata.get("training")
+    first |= dict(training) if isinstance(training, Mapping) else {}
+    if isinstance(metadata.get("cross_validation"), Mapping):
+        first["metrics"] = {"cross_validation": dict(metadata["cross_validation"])}
+    updates = metadata.get("updates")
+    updates = updates if isinstance(updates, list) else []
+    return [first, *({"kind": "update", **u} for u in updates if isinstance(u, Mapping))]
+
+
+def previous_dir(directory: str | os.PathLike[str]) -> Path:
+    """Where :func:`save_model` keeps the model it replaced: ``DIR.prev`` beside ``DIR``."""
+    path = Path(directory)
+    return path.with_name(path.name + ".prev")
+
+
+def _is_model_dir(path: Path) -> bool:
+    return (path / MODEL_FILE).is_file() or (path / CHECKSUM_FILE).is_file()
+
+
+def check_target(directory: str | os.PathLike[str]) -> None:
+    """Raise :class:`ModelError` if :func:`save_model` would refuse ``directory``: the shipped
+    model, a directory holding something other than a model, or a ``DIR.prev`` that is not one."""
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.resolve() == DEFAULT_MODEL_DIR.resolve():
+        raise ModelError(
+            "this is the shipped model, which training never changes: write the new model to another "
+            "directory and set [classifier] model to it",
+            source=str(out),
+        )
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise ModelError("exists and is not a directory", source=str(out))
+    if out.is_dir() and any(out.iterdir()) and not _is_model_dir(out):
+        raise ModelError("exists and is not a model directory: choose a new or empty one", source=str(out))
+    prev = previous_dir(out)
+    if prev.exists() and not (prev.is_dir() and not prev.is_symlink() and _is_model_dir(prev)):
+        raise ModelError(f"{prev.name} beside it exists and is not a model directory", source=str(out))
+
+
+def _write_files(model: Model, target: Path) -> None:
     nonzero = np.flatnonzero(model.weights)
     meta = {
         "format": MODEL_FORMAT,
@@ -128,18 +192,56 @@ def save_model(model: Model, directory: str | os.PathLike[str]) -> Path:
         "calibration": {"slope": model.calibration.slope, "offset": model.calibration.offset},
         **{k: v for k, v in model.metadata.items() if k not in ("format", "features")},
     }
-    with tempfile.TemporaryDirectory(dir=out) as tmp:
-        tmp_dir = Path(tmp)
-        np.savez_compressed(
-            tmp_dir / WEIGHTS_FILE,
-            index=nonzero.astype(np.int32),
-            value=model.weights[nonzero].astype(np.float32),
-        )
-        (tmp_dir / MODEL_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        sums = "".join(f"{_sha256(tmp_dir / name)}  {name}\n" for name in (MODEL_FILE, WEIGHTS_FILE))
-        (tmp_dir / CHECKSUM_FILE).write_text(sums)
-        for name in (MODEL_FILE, WEIGHTS_FILE, CHECKSUM_FILE):
-            os.replace(tmp_dir / name, out / name)
+    np.savez_compressed(
+        target / WEIGHTS_FILE,
+        index=nonzero.astype(np.int32),
+        value=model.weights[nonzero].astype(np.float32),
+    )
+    (target / MODEL_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    sums = "".join(f"{_sha256(target / name)}  {name}\n" for name in (MODEL_FILE, WEIGHTS_FILE))
+    (target / CHECKSUM_FILE).write_text(sums)
+    for name in (MODEL_FILE, WEIGHTS_FILE, CHECKSUM_FILE):
+        with (target / name).open("rb") as f:
+            os.fsync(f.fileno())
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    """Rename ``new`` to ``out``; a model already at ``out`` becomes ``out.prev`` (an older one goes)."""
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    if not out.exists():
+        os.rename(new, out)
+        return
+    prev = previous_dir(out)
+    if prev.exists():
+        shutil.rmtree(prev)
+    os.rename(out, prev)
+    try:
+        os.rename(new, out)
+    except OSError:
+        os.rename(prev, out)
+        raise
+
+
+def save_model(model: Model, directory: str | os.PathLike[str]) -> Path:
+    """Write ``model`` as the directory ``directory``, atomically; returns it.
+
+    The files are written into a temporary directory beside it, then renamed into place: a
+    reader never sees half a model. A model already there is kept as ``DIR.prev`` (replacing an
+    older ``DIR.prev``). Refused (:class:`ModelError`): the shipped model, a directory that holds
+    something other than a model, a ``DIR.prev`` that is not a model.
+    """
+    out = Path(directory)
+    check_target(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        _write_files(model, tmp)
+        tmp.chmod(0o755)
+        _swap_in(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
     return out
 
 
@@ -225,7 +327,8 @@ def load_model(directory: str | os.PathLike[str]) -> Model:
     _check_finite(value, intercept, calibration, source)
     weights = np.zeros(n_features, dtype=np.float32)
     weights[index] = value
-    return Model(settings, weights, intercept, calibration, metadata=meta)
+    digest = hashlib.sha256((path / CHECKSUM_FILE).read_bytes()).hexdigest()
+    return Model(settings, weights, intercept, calibration, metadata=meta, digest=digest)
 
 
 __all__ = [
@@ -234,8 +337,11 @@ __all__ = [
     "Model",
     "ModelError",
     "TokenWeight",
+    "check_target",
+    "history",
     "load_model",
     "load_model_cached",
+    "previous_dir",
     "save_model",
 ]
 

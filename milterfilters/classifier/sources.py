@@ -6,7 +6,12 @@ whatever the size of the archive. :class:`Deduplicator` drops repeated messages.
 
 Only regular files are read: a FIFO, a device, a socket or a dangling link found in a folder
 (or an archive member of such a kind) is skipped and counted in :class:`Skipped`, never opened
-in a way that could block — a FIFO would otherwise hang ``train`` for ever.
+in a way that could block — a FIFO would otherwise hang ``train`` for ever. Only real
+messages count: an empty file (a 0-byte mbox too) and a file that does not start with a
+header field (:func:`looks_like_mail`) are skipped and recorded the same way.
+
+:func:`count_corpus` tells, before reading, how many messages the sources hold (folders by
+their file names, mbox files and archives by a scan), so progress has a total.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import hashlib
 import io
 import mailbox
 import os
+import re
 import stat
 import tarfile
 from collections.abc import Iterator, Mapping
@@ -56,12 +62,29 @@ class Skipped:
         return len(self.entries)
 
     def summary(self, shown: int = 3) -> str:
-        """``N skipped (not regular files), e.g. a (FIFO), b (dangling link)``; "" when none."""
+        """``N skipped (...), e.g. a (FIFO), b (empty)``; "" when none."""
         if not self.entries:
             return ""
         examples = ", ".join(f"{name} ({reason})" for name, reason in self.entries[:shown])
         more = ", ..." if self.count > shown else ""
-        return f"{self.count} skipped (not readable regular files), e.g. {examples}{more}"
+        return f"{self.count} skipped ({SKIPPED_KINDS}), e.g. {examples}{more}"
+
+
+#: what :class:`Skipped` holds, in a phrase
+SKIPPED_KINDS = "empty, not mail, or not a readable regular file"
+
+#: a header field's name and colon (RFC 5322 2.2: printable ASCII but the colon), at the very start
+_FIELD_START = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
+
+
+def looks_like_mail(raw: bytes) -> bool:
+    """Whether ``raw`` starts like a message: a header field, after an mbox ``From `` line if any.
+
+    An empty file, a blank one, a picture or a text without a header is not mail.
+    """
+    if raw.startswith(b"From "):
+        raw = raw.partition(b"\n")[2]
+    return _FIELD_START.match(raw) is not None
 
 
 _KINDS = (
@@ -114,11 +137,22 @@ def is_maildir(path: Path) -> bool:
     return (path / "cur").is_dir() and (path / "new").is_dir()
 
 
-def _iter_folder(root: Path, skipped: Skipped) -> Iterator[tuple[str, bytes]]:
+def _wanted(name: str) -> bool:
+    """A file name that may hold a message (hidden files and split tables are not read)."""
+    return not (name.startswith(".") or name.endswith(".tsv"))
+
+
+def _walk(root: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk`` in sorted order, leaving out hidden folders and Maildir's ``tmp``."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "tmp")
-        for name in sorted(filenames):
-            if name.startswith(".") or name.endswith(".tsv"):
+        yield dirpath, dirnames, sorted(filenames)
+
+
+def _iter_folder(root: Path, skipped: Skipped) -> Iterator[tuple[str, bytes]]:
+    for dirpath, _, filenames in _walk(root):
+        for name in filenames:
+            if not _wanted(name):
                 continue
             path = Path(dirpath) / name
             raw = _read_prefix(path, skipped)
@@ -147,8 +181,7 @@ def _iter_tar(path: Path, skipped: Skipped) -> Iterator[tuple[str, bytes]]:
                         skipped.add(f"{path}#{member.name}", _tar_kind(member))
                     continue
                 inner = member.name.split("/", 1)[1] if "/" in member.name else member.name
-                base = inner.rsplit("/", 1)[-1]
-                if base.startswith(".") or base.endswith(".tsv"):
+                if not _wanted(inner.rsplit("/", 1)[-1]):
                     continue
                 f = tar.extractfile(member)
                 if f is not None:
@@ -172,15 +205,74 @@ def iter_messages(
 
     What is not a regular file is passed over and recorded in ``skipped``.
     """
-    p = Path(path)
     skipped = Skipped() if skipped is None else skipped
+    for name, raw in _iter_entries(Path(path), skipped):
+        if looks_like_mail(raw):
+            yield name, raw
+        else:
+            skipped.add(name, "not mail" if raw.strip() else "empty")
+
+
+def _iter_entries(p: Path, skipped: Skipped) -> Iterator[tuple[str, bytes]]:
+    """Every regular file (mbox entry, archive member) at ``p``, mail or not."""
     if p.is_dir():
-        for folder in (p / "cur", p / "new") if is_maildir(p) else (p,):
+        for folder in _folders(p):
             yield from _iter_folder(folder, skipped)
     elif p.exists() or p.is_symlink():
         yield from _iter_file(p, skipped)
     else:
         raise SourceError(f"{p}: no such file or directory")
+
+
+def _folders(p: Path) -> tuple[Path, ...]:
+    return (p / "cur", p / "new") if is_maildir(p) else (p,)
+
+
+def count_messages(path: str | os.PathLike[str]) -> int:
+    """How many entries :func:`iter_messages` will read at ``path`` (an upper bound of what it
+    yields: entries that turn out empty or not mail are skipped then). Folders are counted by
+    name, mbox files and archives by a scan; nothing blocks on a special file."""
+    p = Path(path)
+    if p.is_dir():
+        return sum(
+            len([n for n in names if _wanted(n)])
+            for folder in _folders(p)
+            for _, _, names in _walk(folder)
+        )
+    f = _open_regular(p, Skipped()) if p.exists() else None
+    if f is None:
+        return 0
+    with f:
+        start = b"" if p.name.endswith(_TAR_SUFFIXES) else f.read(5)
+    if p.name.endswith(_TAR_SUFFIXES):
+        return _count_tar(p)
+    if start.startswith(b"From "):
+        box = mailbox.mbox(str(p), create=False)
+        try:
+            return len(box.keys())
+        finally:
+            box.close()
+    return 1
+
+
+def _count_tar(path: Path) -> int:
+    try:
+        with tarfile.open(path, mode="r|*") as tar:
+            return sum(1 for m in tar if m.isfile() and _wanted(m.name.rsplit("/", 1)[-1]))
+    except (tarfile.TarError, EOFError, OSError):
+        return 0  # reading it says what is wrong
+
+
+def count_corpus(
+    ham: tuple[str, ...] = (),
+    spam: tuple[str, ...] = (),
+    corpus: tuple[str, ...] = (),
+    labels: Mapping[str, str] | None = None,
+) -> int:
+    """How many messages :func:`iter_corpus` will read from these sources (see :func:`count_messages`);
+    a labelled corpus counts its labelled rows."""
+    total = sum(count_messages(p) for p in (*ham, *spam) if Path(p).exists() or Path(p).is_symlink())
+    return total + (len(labels) if corpus and labels else 0)
 
 
 def _iter_file(p: Path, skipped: Skipped) -> Iterator[tuple[str, bytes]]:

@@ -28,7 +28,7 @@ import sklearn
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from milterfilters.classifier.model import Calibration, Model
+from milterfilters.classifier.model import Calibration, Model, history
 from milterfilters.classifier.sources import Deduplicator, LabelledMessage
 from milterfilters.classifier.vectorize import FeatureSettings, Vectorizer
 
@@ -142,6 +142,37 @@ def _platt(margins: np.ndarray, y: np.ndarray) -> Calibration:
     return Calibration(float(result.x[0]), float(result.x[1]))
 
 
+#: Told of each fitting phase as it starts: ``(name, phases done, phases in all)``, and once
+#: more with ``done == total`` at the end.
+PhaseCallback = Callable[[str, int, int], None]
+
+
+def _no_phases(name: str, done: int, total: int) -> None:
+    pass
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _figures(y: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+    """:func:`summarize`'s figures, JSON-clean (a figure that needs both classes is ``None``)."""
+    from milterfilters.classifier.evaluation import summarize
+
+    figures = summarize(y, probabilities).as_dict()
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in figures.items()}
+
+
+def _probabilities(calibration: Calibration, margins: np.ndarray) -> np.ndarray:
+    z = np.clip(calibration.slope * margins + calibration.offset, -40, 40)
+    return 1 / (1 + np.exp(-z))
+
+
+def _history_entry(kind: str, data: TrainingSet, metrics: dict[str, Any]) -> dict[str, Any]:
+    entry = {"kind": kind, "date": _now(), **data.summary(), "sources": sorted(data.sources)}
+    return entry | {"metrics": metrics}
+
+
 def train(
     data: TrainingSet,
     settings: FeatureSettings,
@@ -149,41 +180,50 @@ def train(
     c: float = DEFAULT_C,
     seed: int = 0,
     folds: int = 5,
+    phases: PhaseCallback = _no_phases,
 ) -> Model:
-    """Fit the model and calibrate it on out-of-fold margins."""
+    """Fit the model and calibrate it on out-of-fold margins; ``phases`` is told of each step."""
     x, y = data.matrix()
     counts = np.bincount(y, minlength=2)
     if counts.min() < max(folds, 2):
         raise TrainingError(
             f"need at least {max(folds, 2)} ham and spam messages, got {counts[0]} and {counts[1]}"
         )
+    total = folds + 2
     started = time.perf_counter()
     out_of_fold = np.zeros(len(y))
-    for fit_rows, held_rows in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+    splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y)
+    for i, (fit_rows, held_rows) in enumerate(splits):
+        phases(f"cross-validation fold {i + 1}/{folds}", i, total)
         fold_model = _estimator(c, seed).fit(x[fit_rows], y[fit_rows])
         out_of_fold[held_rows] = fold_model.decision_function(x[held_rows])
+    phases("final fit", folds, total)
     estimator = _estimator(c, seed).fit(x, y)
+    phases("calibration", folds + 1, total)
     calibration = _platt(out_of_fold, y)
-    from milterfilters.classifier.evaluation import summarize
-
-    probabilities = np.array([calibration.probability(m) for m in out_of_fold])
+    phases("done", total, total)
+    cross_validation = _figures(y, _probabilities(calibration, out_of_fold))
     metadata = {
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "created": _now(),
         "estimator": {"kind": "logistic_regression", "C": c, "solver": "liblinear", "seed": seed},
         "versions": {"scikit-learn": sklearn.__version__, "numpy": np.__version__},
         "training": data.summary() | {"sources": sorted(data.sources)},
-        "cross_validation": summarize(y, probabilities).as_dict(),
+        "cross_validation": cross_validation,
         "fit_seconds": round(time.perf_counter() - started, 2),
-        "updates": [],
+        "history": [_history_entry("train", data, {"cross_validation": cross_validation})],
     }
     weights = estimator.coef_.ravel().astype(np.float32)
     return Model(settings, weights, float(estimator.intercept_[0]), calibration, metadata)
 
 
-def update(model: Model, data: TrainingSet, *, c: float | None = None) -> Model:
+def update(
+    model: Model, data: TrainingSet, *, c: float | None = None, phases: PhaseCallback = _no_phases
+) -> Model:
     """Fit the new mail in ``data`` starting from ``model``, staying close to its weights.
 
     Minimises ``0.5 * |w - w_old|^2 + C * sum(logloss)`` over the new messages; the calibration is kept.
+    The update's history entry holds the figures of the old and the new weights on the added mail
+    (``before`` and ``after``; ``after`` is measured on the mail it was fitted to).
     """
     x, y = data.matrix()
     if len(y) == 0:
@@ -203,18 +243,17 @@ def update(model: Model, data: TrainingSet, *, c: float | None = None) -> Model:
         value = 0.5 * np.dot(w - old, w - old) + 0.5 * (b - old_b) ** 2 + c * loss.sum()
         return float(value), np.append(grad_w, grad_b)
 
+    phases("fitting the added mail", 0, 2)
     start = np.append(old, old_b)
     result = scipy.optimize.minimize(objective, start, jac=True, method="L-BFGS-B", options={"maxiter": 200})
-    metadata = dict(model.metadata)
-    metadata["updates"] = [
-        *model.metadata.get("updates", []),
-        {
-            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            **data.summary(),
-            "sources": sorted(data.sources),
-        },
-    ]
+    weights, intercept = result.x[:-1].astype(np.float32), float(result.x[-1])
+    phases("measuring", 1, 2)
+    metrics = {
+        "before": _figures(y, _probabilities(model.calibration, x @ old + old_b)),
+        "after": _figures(y, _probabilities(model.calibration, x @ weights.astype(np.float64) + intercept)),
+    }
+    phases("done", 2, 2)
+    metadata = {k: v for k, v in model.metadata.items() if k != "updates"}
+    metadata["history"] = [*history(model.metadata), _history_entry("update", data, metrics)]
     metadata["versions"] = {"scikit-learn": sklearn.__version__, "numpy": np.__version__}
-    return Model(
-        model.settings, result.x[:-1].astype(np.float32), float(result.x[-1]), model.calibration, metadata
-    )
+    return Model(model.settings, weights, intercept, model.calibration, metadata)

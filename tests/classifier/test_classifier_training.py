@@ -77,7 +77,7 @@ def test_update_moves_the_model_towards_new_mail(tmp_path: Path) -> None:
     main(["train", "--update", "--ham", str(folder), "--out", str(out)])
     after = load_model(out)
     assert after.score_raw(probe) < before.score_raw(probe)
-    assert after.metadata["updates"][-1]["ham"] == 10
+    assert after.metadata["history"][-1]["ham"] == 10
     assert after.score_raw(make_messages("spam", 1, 7)[0]) > 0.5  # still knows spam
 
 
