@@ -6,9 +6,7 @@ No prometheus-client here: the worker reports through whatever
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 from collections.abc import Iterator
 
 from milterfilters.classifier.model import Model
@@ -18,20 +16,12 @@ from milterfilters.core.metrics import Metrics
 log = logging.getLogger("milterfilters.metrics")
 
 
-def model_id(model: Model) -> str:
-    """A model's id: the first 12 hex digits of its weights' SHA-256 and the day it was
-    trained (``model.json``'s ``created``), e.g. ``3f2a9c0d1b7e-2026-11-28``."""
-    digest = hashlib.sha256(model.weights.tobytes()).hexdigest()[:12]
-    created = str(model.metadata.get("created", ""))[:10]
-    return f"{digest}-{created}" if re.fullmatch(r"\d{4}-\d\d-\d\d", created) else digest
-
-
 def live_models(chain: Chain) -> Iterator[tuple[str, str]]:
     """(filter name, model id) of each filter of ``chain`` that scores with a model."""
     for link in chain.links:
         model = getattr(link.filter, "model", None)
         if isinstance(model, Model):
-            yield link.name, model_id(model)
+            yield link.name, model.model_id  # the id the classifier logs
 
 
 def report_live_models(metrics: Metrics, chain: Chain) -> None:
