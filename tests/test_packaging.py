@@ -11,10 +11,7 @@ milterfilters — code, model, entry point — comes from the wheel: the test as
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -23,11 +20,9 @@ import milterfilters
 from milterfilters.builtin.gtube import GTUBE
 from tests.support.dnsserver import DnsTestServer
 from tests.support.paths import PROJECT_ROOT
+from tests.support.wheelvenv import build_wheel, fresh_venv, ok, run
 
 pytestmark = pytest.mark.slow
-
-#: what a build needs from the checkout (a file the build starts to need fails this test)
-SOURCES = ("pyproject.toml", "setup.py", "README.md", "milterfilters", "models")
 
 HEADER = (
     b"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: %s\r\n"
@@ -40,49 +35,16 @@ PLAIN = HEADER % (b"lunch on friday", b"plain") + (
 SPAM_TEST = HEADER % (b"test", b"gtube") + GTUBE + b"\r\n"
 
 
-def _run(*argv: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(a) for a in argv], cwd=cwd, capture_output=True, text=True, timeout=120,
-        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-    )
-
-
-def _ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel built from a copy of the sources (the checkout gets no build/ or egg-info)."""
-    src = tmp_path_factory.mktemp("src")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    for name in SOURCES:
-        path = PROJECT_ROOT / name
-        if path.is_dir():
-            shutil.copytree(path, src / name, ignore=ignore)
-        else:
-            shutil.copy2(path, src / name)
-    out = tmp_path_factory.mktemp("wheelhouse")
-    _ok(_run(sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps",
-             "-w", out, src, cwd=src))
-    (built,) = out.glob("milterfilters-*.whl")
-    return built
+    return build_wheel(tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("wheelhouse"))
 
 
 @pytest.fixture(scope="module")
 def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv (no system site-packages) holding the wheel; dependencies lent by a .pth line."""
-    root = tmp_path_factory.mktemp("venv") / "fresh"
-    _ok(_run(sys.executable, "-m", "venv", "--without-pip", root, cwd=root.parent))
-    python = root / "bin" / "python"
-    site = Path(_ok(_run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
-                         cwd=root)).strip())
-    lent = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    (site / "zz_project_dependencies.pth").write_text("".join(f"{p}\n" for p in sorted(lent)))
-    _ok(_run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-index", "--no-deps",
-             wheel, cwd=root))
-    return root
+    return fresh_venv(wheel, tmp_path_factory.mktemp("venv") / "fresh")
 
 
 def test_wheel_carries_the_shipped_model(wheel: Path) -> None:
@@ -100,17 +62,17 @@ def test_installed_package_is_the_wheel_with_its_model(venv: Path) -> None:
         "from milterfilters.classifier.model import load_model; load_model(d); "
         "print(json.dumps([milterfilters.__file__, str(d)]))"
     )
-    package, model = json.loads(_ok(_run(venv / "bin" / "python", "-c", code, cwd=venv)))
+    package, model = json.loads(ok(run(venv / "bin" / "python", "-c", code, cwd=venv)))
     assert Path(package).is_relative_to(venv), package
     assert Path(model).is_relative_to(venv) and Path(model).name == "models", model
 
 
 def test_installed_dependencies_meet_the_wheel_requirements(venv: Path) -> None:
-    _ok(_run(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "check", cwd=venv))
+    ok(run(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "check", cwd=venv))
 
 
 def test_installed_version_is_the_source_version(venv: Path) -> None:
-    out = _ok(_run(venv / "bin" / "milterfilters", "--version", cwd=venv))
+    out = ok(run(venv / "bin" / "milterfilters", "--version", cwd=venv))
     assert out.strip() == f"milterfilters {milterfilters.__version__}"
 
 
@@ -124,7 +86,7 @@ def test_installed_check_decides_with_the_default_model(
     config.write_text(f'[dns]\nnameservers = ["{dns_server.address}"]\ntimeout = 1.0\n')
     path = tmp_path / "message.eml"
     path.write_bytes(message)
-    out = _ok(_run(venv / "bin" / "milterfilters", "check", "--json", "-c", config,
+    out = ok(run(venv / "bin" / "milterfilters", "check", "--json", "-c", config,
                    "--client-ip", "203.0.113.5", "--rcpt", "bob@example.net", path, cwd=tmp_path))
     result = json.loads(out)
     assert result["action"] == action, result

@@ -104,7 +104,9 @@ class Supervisor:
             self.stopping = True
 
     def _start_worker(self) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "milterfilters.milter.worker", "--socket", self.spec.libmilter]
+        # -P: the worker imports the installed milterfilters, never a package that happens to
+        # sit in the current directory
+        cmd = [sys.executable, "-P", "-m", "milterfilters.milter.worker", "--socket", self.spec.libmilter]
         if self.config_path:
             cmd += ["--config", self.config_path]
         env = None
