@@ -32,6 +32,7 @@ With ``[metrics] listen`` the parent also serves ``/metrics`` and ``/healthz``
 (:mod:`milterfilters.metrics.exporter`): it makes a per-run metrics directory, hands it to
 each worker (``--metrics-dir``) and removes it at exit.
 """
+
 from __future__ import annotations
 
 import grp
@@ -151,8 +152,8 @@ def warn_per_worker_state(config: Config) -> None:
     for spec in config.enabled_filters:
         if getattr(spec.options, "backend", None) == "memory":
             log.warning(
-                "[%s] backend = \"memory\" with %d workers: each worker counts on its own, so a "
-                "sender may get up to %d times its limit; use backend = \"redis\" for one count",
+                '[%s] backend = "memory" with %d workers: each worker counts on its own, so a '
+                'sender may get up to %d times its limit; use backend = "redis" for one count',
                 spec.name,
                 workers,
                 workers,
