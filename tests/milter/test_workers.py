@@ -11,6 +11,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from tests.milter.test_server import GTUBE, Milter, rundir  # noqa: F401
 from tests.support.milterclient import final_action, one_message
 
@@ -111,3 +113,20 @@ def test_sigterm_stops_every_worker_and_removes_the_socket(rundir: Path) -> None
     assert m.proc is not None and m.proc.returncode == 0
     assert not any(alive(pid) for pid in workers)
     assert not m.sock.exists()
+
+
+def test_memory_rate_limits_with_several_workers_are_warned_about(
+    rundir: Path,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from milterfilters.config import load_config
+    from milterfilters.milter.server import warn_per_worker_state
+
+    config = rundir / "m.toml"
+    for workers, backend, warned in ((2, "memory", True), (1, "memory", False), (2, "redis", False)):
+        config.write_text(
+            f'[milter]\nworkers = {workers}\n[ratelimit]\nenabled = true\nbackend = "{backend}"\n'
+        )
+        caplog.clear()
+        warn_per_worker_state(load_config(str(config)))
+        assert ("each worker counts on its own" in caplog.text) is warned, (workers, backend)
