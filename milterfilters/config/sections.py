@@ -9,6 +9,7 @@ the file and key.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
 from dataclasses import dataclass
@@ -68,6 +69,13 @@ class MilterSection:
         10.0,
         check=in_range(0, MAX_SECONDS),
     )
+    workers: int = doc(
+        "worker processes accepting on the one socket, each with its own libmilter and chain "
+        "(0 to 256; 0: one per CPU, 1: a single worker). Each holds its own in-memory rate-limit counts: use "
+        "[ratelimit] backend = \"redis\" for one count across them",
+        0,
+        check=in_range(0, 256),
+    )
 
     def validate(self) -> None:
         try:
@@ -85,6 +93,11 @@ class MilterSection:
     @property
     def effective_authserv_id(self) -> str:
         return self.authserv_id or socket.getfqdn()
+
+    @property
+    def worker_count(self) -> int:
+        """How many workers to run: ``workers``, or the number of CPUs when it is 0."""
+        return self.workers or os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The milter worker process: libmilter's event loop around the chain.
 
-Started by the supervisor (:mod:`milterfilters.milter.server`), never by hand. libmilter
+Started by the supervisor (:mod:`milterfilters.milter.server`), never by hand, with the
+listening socket it owns and shares among its workers (``--listen-fd``). libmilter
 runs its own signal thread that treats SIGHUP like SIGTERM, and Python never sees those
 signals while ``milter.main()`` runs; so reloads arrive as ``reload`` lines on stdin from
 the supervisor, read by a Python thread that swaps the chain. EOF on stdin (the
@@ -12,12 +13,12 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
-import grp
 import logging
 import logging.handlers
 import os
 import socket
 import sys
+import tempfile
 import threading
 
 import Milter
@@ -25,7 +26,7 @@ import milter as libmilter
 
 from milterfilters.api import build_chain
 from milterfilters.config import Config, load_config
-from milterfilters.config.socketspec import SocketSpec, parse_socket_spec, why_cannot_listen
+from milterfilters.config.socketspec import SocketSpec, parse_socket_spec
 from milterfilters.core.chain import Chain
 from milterfilters.core.metrics import Metrics
 from milterfilters.core.schema import ConfigError
@@ -131,44 +132,50 @@ def _set_callbacks(milter_class: type[Milter.Base]) -> None:
     libmilter.set_close_callback(Milter.close_callback)
 
 
-def disable_nagle_on_listener(spec: SocketSpec) -> bool:
-    """Set TCP_NODELAY on libmilter's listening socket; accepted connections inherit it (Linux).
+def _placeholder_spec(spec: SocketSpec, directory: str) -> str:
+    """A private address of ``spec``'s family for libmilter to open and be taken off."""
+    if spec.family == "unix":
+        return f"unix:{os.path.join(directory, 'placeholder.sock')}"
+    return "inet6:0@::1" if spec.family == "inet6" else "inet:0@127.0.0.1"
 
-    libmilter never sets it, and a reply made of several small writes (add a header, add
-    another, accept) then waits for the MTA's delayed ACK: ~40 ms per message on loopback.
-    libmilter does not expose its socket, so it is found among this process's descriptors.
-    """
-    if spec.family not in ("inet", "inet6"):
-        return False
-    done = False
+
+def _listening_sockets(exclude: int) -> list[int]:
+    """This process's listening stream sockets (by descriptor), but ``exclude``."""
+    found = []
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
+        if fd == exclude:
+            continue
         try:
             probe = socket.socket(fileno=os.dup(fd))
         except OSError:
             continue
-        try:
-            if (
-                probe.type == socket.SOCK_STREAM
-                and probe.family in (socket.AF_INET, socket.AF_INET6)
-                and probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-                and probe.getsockname()[1] == spec.port
-            ):
-                probe.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                done = True
-        except OSError:
-            pass
-        finally:
-            probe.close()
-    return done
+        with probe:
+            try:
+                listening = probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+                if probe.type == socket.SOCK_STREAM and listening:
+                    found.append(fd)
+            except OSError:
+                pass
+    return found
 
 
-def _fix_socket_permissions(spec: SocketSpec, config: Config) -> None:
-    if spec.family != "unix":
-        return
-    os.chmod(spec.path, int(config.milter.socket_mode, 8))
-    if config.milter.socket_group:
-        os.chown(spec.path, -1, grp.getgrnam(config.milter.socket_group).gr_gid)
+def adopt_listener(fd: int, spec: SocketSpec) -> None:
+    """Make libmilter serve on the supervisor's listening socket ``fd`` (inherited).
+
+    libmilter cannot be given a socket, but it keeps its listener in a static that
+    ``smfi_main`` reuses when already open: so it opens a private placeholder of the same
+    address family (libmilter drops connections of another family), and ``fd`` is put in the
+    placeholder's descriptor. The placeholder is all this libmilter knows of, so a stopping
+    worker never removes the shared unix socket's file. Raises OSError or ``libmilter.error``.
+    """
+    with tempfile.TemporaryDirectory(prefix="milterfilters-") as directory:
+        libmilter.setconn(_placeholder_spec(spec, directory))
+        libmilter.opensocket(False)
+        (placeholder,) = _listening_sockets(exclude=fd)
+        os.dup2(fd, placeholder, inheritable=False)
+    os.close(fd)
+    libmilter.setconn(spec.libmilter)  # what smfi_main names in its log lines
 
 
 def worker_metrics(directory: str | None) -> Metrics:
@@ -217,7 +224,8 @@ def _reload_loop(holder: ChainHolder, config_path: str | None, metrics: Metrics)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="milterfilters-worker")
     parser.add_argument("--config")
-    parser.add_argument("--socket", required=True)
+    parser.add_argument("--socket", required=True, help="the socket the supervisor listens on")
+    parser.add_argument("--listen-fd", type=int, required=True, help="its inherited descriptor")
     parser.add_argument("--metrics-dir")
     args = parser.parse_args(argv)
     metrics = worker_metrics(args.metrics_dir)
@@ -235,7 +243,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     holder = ChainHolder(chain)
     _set_callbacks(make_milter_class(holder))
-    libmilter.setconn(spec.libmilter)
     libmilter.settimeout(config.milter.timeout)
     if raise_packet_limit() is None:
         log.warning(
@@ -248,22 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         unknown=lambda ctx, cmd: ctx.getpriv().unknown(cmd),
         negotiate=Milter.negotiate_callback,
     )
-    old_umask = os.umask(0o177)  # the socket is created private, then opened up as configured
     try:
-        libmilter.opensocket(True)  # True: remove a stale socket file (the supervisor checked)
-    except libmilter.error as e:
-        reason = why_cannot_listen(spec) or str(e)
-        print(f"milterfilters: cannot listen on {args.socket}: {reason}", file=sys.stderr)
+        adopt_listener(args.listen_fd, spec)
+    except (OSError, ValueError, libmilter.error) as e:
+        print(f"milterfilters: cannot take over the socket {args.socket}: {e}", file=sys.stderr)
         return 2
-    finally:
-        os.umask(old_umask)
-    try:
-        _fix_socket_permissions(spec, config)
-    except (OSError, KeyError) as e:
-        print(f"milterfilters: cannot set socket permissions: {e}", file=sys.stderr)
-        return 2
-    if spec.family != "unix" and not disable_nagle_on_listener(spec):
-        log.warning("could not set TCP_NODELAY on the milter socket: expect ~40 ms more per message")
     threading.Thread(
         target=_reload_loop, args=(holder, args.config, metrics), daemon=True, name="reload"
     ).start()

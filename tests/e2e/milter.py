@@ -80,6 +80,7 @@ class MilterProcess:
         data = tomllib.loads(text)
         milter = data.setdefault("milter", {})
         milter.setdefault("socket_mode", "0666")
+        milter.setdefault("workers", 1)  # worker_pids() and reload() expect one worker
         milter["socket"] = self.postfix_spec
         data.setdefault("logging", {}).setdefault("level", "info")
         # never the system resolver: a filter given no [dns] asks a dead loopback port

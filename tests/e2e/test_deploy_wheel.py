@@ -76,7 +76,7 @@ def unit_config(dns: DnsTestServer, metrics_port: int) -> str:
     as the unit makes its directory, an authserv-id, and metrics on."""
     data = tomllib.loads(render_config(default_config([dns.address], timeout=2.0)))
     made = unit_socket_directory()
-    data["milter"].update(authserv_id=AUTHSERV_ID, socket_group=made.group, socket_mode="0660")
+    data["milter"].update(authserv_id=AUTHSERV_ID, socket_group=made.group, socket_mode="0660", workers=1)
     data["metrics"] = {"listen": f"127.0.0.1:{metrics_port}"}
     return tomli_w.dumps(data)
 

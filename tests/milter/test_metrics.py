@@ -164,7 +164,8 @@ def test_run_serves_metrics_of_its_workers_across_a_crash(
 ) -> None:
     monkeypatch.setenv("TMPDIR", str(rundir))  # where the run's metrics directory is made
     port = free_port()
-    m = Milter(rundir, f'[milter]\nsocket_mode = "0666"\n[metrics]\nlisten = "127.0.0.1:{port}"\n').start()
+    config = f'[milter]\nsocket_mode = "0666"\nworkers = 1\n[metrics]\nlisten = "127.0.0.1:{port}"\n'
+    m = Milter(rundir, config).start()
     try:
         wait_health(port, 200)
         assert final_action(one_message(str(m.sock), GTUBE)) == "reject"

@@ -84,7 +84,7 @@ class Milter:
 
 @pytest.fixture
 def milter(rundir: Path) -> Iterator[Milter]:
-    m = Milter(rundir, '[milter]\nsocket_mode = "0666"\n')
+    m = Milter(rundir, '[milter]\nsocket_mode = "0666"\nworkers = 1\n')
     yield m.start()
     m.stop()
 
@@ -103,7 +103,7 @@ def test_sighup_reloads_without_dropping_connections(milter: Milter) -> None:
     inflight = MilterClient(str(milter.sock))
     inflight.start()
     inflight.envelope("a@client.example", ["u@test.example"])
-    milter.config.write_text('[milter]\nsocket_mode = "0666"\n[scores]\nGTUBE = 7.0\n')
+    milter.config.write_text('[milter]\nsocket_mode = "0666"\nworkers = 1\n[scores]\nGTUBE = 7.0\n')
     milter.proc.send_signal(signal.SIGHUP)
     milter.wait_log("reloaded configuration")
     # a new connection gets the new policy (GTUBE now only tags) ...
@@ -175,19 +175,18 @@ def test_bad_socket_spec_is_a_config_error(rundir: Path) -> None:
     assert r.returncode == 2 and b"milter.socket" in r.stderr
 
 
-def test_tcp_nodelay_is_set_on_the_listener_and_inherited() -> None:
-    from milterfilters.config.socketspec import parse_socket_spec
-    from milterfilters.milter.worker import disable_nagle_on_listener
+def test_tcp_listener_has_nodelay_inherited_by_connections() -> None:
+    from milterfilters.milter.server import open_listener
 
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    port = listener.getsockname()[1]
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    listener = open_listener(parse_socket_spec(f"inet:127.0.0.1:{port}"), load_config(None))
     try:
-        assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
-        assert disable_nagle_on_listener(parse_socket_spec(f"inet:127.0.0.1:{port}"))
         assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert not listener.getblocking()  # shared by the workers: losers of a race get EAGAIN
         client = socket.create_connection(("127.0.0.1", port))
+        listener.setblocking(True)
         accepted, _ = listener.accept()
         assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         accepted.close()
@@ -269,11 +268,13 @@ class _ShortLivedWorkers(Supervisor):
     stable_uptime = 0.4
 
     def __init__(self, rundir: Path, lifetimes: list[float]) -> None:
-        super().__init__(None, load_config(None), parse_socket_spec(f"unix:{rundir / 'absent.sock'}"))
+        config = rundir / "one-worker.toml"
+        config.write_text("[milter]\nworkers = 1\n")
+        super().__init__(None, load_config(str(config)), parse_socket_spec(f"unix:{rundir / 'absent.sock'}"))
         self.lifetimes = lifetimes
         self.starts: list[float] = []
 
-    def _start_worker(self) -> subprocess.Popen[bytes]:
+    def _spawn(self) -> subprocess.Popen[bytes]:
         self.starts.append(time.monotonic())
         if len(self.starts) == len(self.lifetimes):
             self.stopping = True
