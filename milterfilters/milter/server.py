@@ -56,8 +56,9 @@ from milterfilters.milter.worker import configure_logging
 
 log = logging.getLogger("milterfilters.supervisor")
 
-#: the exit status of a worker that could not start (configuration, socket): not retried
-#: when it is the first worker, since a restart would fail the same way
+#: the exit status of a worker that could not start (configuration, socket): the run ends
+#: when no worker has started yet and none is serving, since a restart would fail the same
+#: way; a worker failing beside a serving one (its files changed under it) is restarted
 STARTUP_FAILURE = 2
 
 
@@ -186,7 +187,9 @@ class Supervisor:
         self.slots = [WorkerSlot(i) for i in range(config.milter.worker_count)]
         self.stopping = False
         self.reload_requested = False
+        #: workers restarted (the metric), and of them those that had started and then died
         self.restarts = 0
+        self.crashes = 0
 
     def live_pids(self) -> list[int]:
         """The pids of the workers running now (as last polled; safe from any thread)."""
@@ -281,10 +284,13 @@ class Supervisor:
         code = proc.poll()
         if code is None:
             return None
-        if not self.restarts and code == STARTUP_FAILURE:
+        others_serve = any(s is not slot and s.proc is not None and s.proc.poll() is None for s in self.slots)
+        if code == STARTUP_FAILURE and not self.crashes and not others_serve:
             log.error("worker failed to start")
             return code
         self.restarts += 1
+        if code != STARTUP_FAILURE:
+            self.crashes += 1
         if self.metrics_dir is not None:
             self.metrics_dir.process_dead(proc.pid)
         if now - slot.started >= self.stable_uptime or not slot.backoff:

@@ -122,7 +122,7 @@ def test_run_logs_one_decision_per_message_to_syslog_with_queue_id_and_no_conten
     sock = rundir / "milter.sock"
     config = rundir / "milter.toml"
     logging_section = f'[logging]\ntarget = "syslog"\nsyslog_socket = "{syslog.socket_path}"\n'
-    config.write_text(f'[milter]\nsocket_mode = "0600"\n{logging_section}')
+    config.write_text(f'[milter]\nsocket_mode = "0600"\nworkers = 1\n{logging_section}')
     argv = [sys.executable, "-m", "milterfilters.cli", "run", "-c", str(config), "--socket", f"unix:{sock}"]
     with (rundir / "stderr.txt").open("wb") as stderr:
         proc = subprocess.Popen(argv, stdout=stderr, stderr=subprocess.STDOUT)

@@ -130,3 +130,61 @@ def test_memory_rate_limits_with_several_workers_are_warned_about(
         caplog.clear()
         warn_per_worker_state(load_config(str(config)))
         assert ("each worker counts on its own" in caplog.text) is warned, (workers, backend)
+
+
+def test_a_worker_that_cannot_restart_beside_a_serving_one_does_not_stop_the_milter(
+    rundir: Path,  # noqa: F811
+) -> None:
+    """The model file is damaged under a running milter, then one worker dies: its restart fails
+    to load the model, but the other worker keeps serving with the model it loaded, and the
+    supervisor keeps trying instead of ending the run."""
+    import shutil
+
+    from milterfilters.classifier.paths import DEFAULT_MODEL_DIR
+
+    model = rundir / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, model)
+    m = Milter(rundir, TWO_WORKERS + f'[classifier]\nmodel = "{model}"\n').start()
+    try:
+        wait_for(lambda: m.log.read_text().count("listening on") == 2, "both workers listening")
+        first, second = started_pids(m)
+        weights = model / "weights.npz"
+        weights.write_bytes(weights.read_bytes()[:-100])
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: "restarting in" in m.log.read_text(), "the restart of the killed worker")
+        wait_for(lambda: len(started_pids(m)) == 3, "a replacement started")
+        wait_for(lambda: not alive(started_pids(m)[2]), "the replacement failing on the model")
+        assert m.proc is not None and m.proc.poll() is None  # the supervisor runs on
+        assert alive(second)
+        assert send_concurrently(m, 6) == ["reject"] * 6  # GTUBE, judged by the serving worker
+    finally:
+        m.stop()
+
+
+class _Exited:
+    """A worker process that has ended with ``code`` (or runs on, with None)."""
+
+    def __init__(self, code: int | None, pid: int = 0) -> None:
+        self.code, self.pid = code, pid
+
+    def poll(self) -> int | None:
+        return self.code
+
+
+def test_a_worker_failing_at_start_beside_a_serving_one_is_restarted_not_fatal() -> None:
+    # the flake this came from: the model file changed while the second worker was still
+    # loading it; the first was serving, yet the supervisor ended the whole run
+    from milterfilters.config import config_from_dict
+    from milterfilters.config.socketspec import parse_socket_spec
+    from milterfilters.milter.server import STARTUP_FAILURE, Supervisor
+
+    config = config_from_dict({"milter": {"workers": 2}})
+    supervisor = Supervisor(None, config, parse_socket_spec("unix:/nonexistent/milter.sock"))
+    serving, failed = supervisor.slots
+    serving.proc, failed.proc = _Exited(None, 1), _Exited(STARTUP_FAILURE, 2)  # type: ignore[assignment]
+    assert supervisor._check(failed, time.monotonic()) is None
+    assert failed.restart_at is not None  # tried again after its backoff
+    # with no worker serving and none ever started, a start-up failure ends the run
+    lone = Supervisor(None, config, parse_socket_spec("unix:/nonexistent/milter.sock"))
+    lone.slots[0].proc, lone.slots[1].proc = _Exited(STARTUP_FAILURE, 3), _Exited(STARTUP_FAILURE, 4)  # type: ignore[assignment]
+    assert lone._check(lone.slots[0], time.monotonic()) == STARTUP_FAILURE
