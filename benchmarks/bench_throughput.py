@@ -16,7 +16,7 @@ nothing, the queue stays empty), each milter on a unix socket:
   4. + rspamd 3's proxy worker as a milter (Bayes in Redis, network modules off), same DNS.
 
 The messages are ``-n`` rows of the corpus test split (read from ../shared/corpora at run time,
-cycled if ``-n`` exceeds the split; never stored), sent from client address 203.0.113.7
+taken evenly across it, some twice if ``-n`` exceeds it; never stored), sent from client address 203.0.113.7
 (XCLIENT) whose SPF passes for the envelope sender. Two modes, each by ``--sessions``
 concurrent SMTP sessions spread over ``--client-processes`` processes:
 
@@ -50,8 +50,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import cycle, islice
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -79,6 +79,7 @@ from tests.e2e.runtime import make_runtime_dir
 #: every recipient of every domain goes to discard(8): Postfix accepts, queues and drops
 DISCARD = {"default_transport": "discard", "relay_transport": "discard", "virtual_transport": "discard"}
 MODES = ("persistent", "one per session")
+T = TypeVar("T")
 
 # --- the SMTP load ----------------------------------------------------------------------------
 
@@ -226,9 +227,13 @@ def corpus_messages(n: int, synthetic: int) -> tuple[list[Envelope], object]:
     mails, zone = build_messages(sys.maxsize, synthetic)  # the whole split, in archive order
     corpus = [m for m in mails if m.kind in ("ham", "spam")]
     extra = [m for m in mails if m.kind not in ("ham", "spam")]
-    if n <= len(corpus):  # evenly spread over the split: its ham/spam mix, not its first rows
-        return [corpus[i * len(corpus) // n] for i in range(n)] + extra, zone
-    return list(islice(cycle(corpus), n)) + extra, zone
+    return spread(corpus, n) + extra, zone
+
+
+def spread(items: Sequence[T], n: int) -> list[T]:
+    """``n`` items taken evenly across ``items`` (each repeated alike when ``n`` exceeds them), so
+    the sample keeps the split's ham/spam mix rather than its first rows."""
+    return [items[i * len(items) // n] for i in range(n)] if items else []
 
 
 def machine() -> str:
