@@ -27,7 +27,8 @@ Every (mode, setup) pass is repeated ``--rounds`` (3) times, the setups alternat
 round (order reversed every other round) so each round's ratios are measured side by side on
 this shared machine; the table gives the median of the rounds' ratios and each round's.
 Milter CPU is the user+system time of all the milter's processes over its passes divided by
-the messages; RSS is each milter process's resident set after the passes (supervisor first for
+the messages, and "cores busy" that times the median rate (how much CPU the milter held
+while it ran); RSS is each milter process's resident set after the passes (supervisor first for
 milterfilters, rspamd's main process first).
 
 Needs root, Postfix, rspamd and redis-server (``apt-get install rspamd redis-server``).
@@ -203,8 +204,8 @@ def fmt_ratios(values: Sequence[float]) -> str:
 def print_table(setups: Sequence[Setup], rspamd: Setup | None) -> None:
     alone = setups[0]
     print("| mode | setup | msg/s (median) | x Postfix alone (rounds) | x rspamd (rounds) | "
-          "milter CPU ms/msg | RSS MB per process | PSS MB |")  # fmt: skip
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+          "milter CPU ms/msg | milter cores busy | RSS MB per process | PSS MB |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for mode in MODES:
         for s in setups:
             rates = s.rates(mode)
@@ -216,13 +217,14 @@ def print_table(setups: Sequence[Setup], rspamd: Setup | None) -> None:
             print(
                 f"| {mode} | {s.label} | {statistics.median(rates):.0f} | {vs_alone} | {vs_rspamd} | "
                 f"{'-' if cpu is None else f'{cpu:.2f}'} | "
+                f"{'-' if cpu is None else f'{cpu * statistics.median(rates) / 1000:.2f}'} | "
                 f"{' + '.join(f'{r:.0f}' for r in s.rss_mb) or '-'} | "
                 f"{'-' if s.pss_mb is None else f'{s.pss_mb:.0f}'} |"
             )
 
 
 def corpus_messages(n: int, synthetic: int) -> tuple[list[Envelope], object]:
-    """``n`` test-split messages (cycled when the split is shorter) and ``synthetic`` DKIM-signed
+    """``n`` test-split messages (spread over the split, see :func:`spread`) and ``synthetic`` DKIM-signed
     or unsigned ones, with the DNS zone that publishes their senders' records."""
     mails, zone = build_messages(sys.maxsize, synthetic)  # the whole split, in archive order
     corpus = [m for m in mails if m.kind in ("ham", "spam")]
