@@ -189,10 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         measured = rspamd_cpu(mails, args.workdir)
         if measured is not None:
             cpu, wall = measured
-            print(f"{'rspamd /checkv2 (no Bayes)':30s} CPU/message: mean {1000 * cpu:.3f} ms (all rspamd processes), "
-                  f"wall {1000 * wall:.3f} ms")
+            print(
+                f"{'rspamd /checkv2 (no Bayes)':30s} CPU/message: mean {1000 * cpu:.3f} ms (all rspamd processes), "
+                f"wall {1000 * wall:.3f} ms"
+            )
             for name, mean in means.items():
-                print(f"ratio {name} / rspamd: {mean / cpu:.2f}×")
+                print(f"ratio {name} / rspamd: {mean / cpu:.2f}x")
     return 0
 
 
