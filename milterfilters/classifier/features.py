@@ -73,22 +73,11 @@ def bucket(value: float, edges: Sequence[float]) -> int:
     return len(edges)
 
 
-_YEAR_MARK = "#year"
-_CENTURIES = ("19", "20")
-
-
 def _fold(word: str) -> str:
     """Lower-case a word; a year (19xx, 20xx) becomes ``#year``, which carries across decades."""
     if len(word) == 4 and word.isdigit() and word[:2] in ("19", "20"):
         return "#year"
     return word.lower()
-
-
-def fold_all(words: list[str]) -> list[str]:
-    """``[_fold(w) for w in words]`` with the per-word work in C: lower-case them all, then
-    replace the few years (joined with NUL, which no word holds, and split again)."""
-    folded = "\0".join(words).lower().split("\0") if words else []
-    return [_YEAR_MARK if len(w) == 4 and w[:2] in _CENTURIES and w.isdigit() else w for w in folded]
 
 
 def decode_header_text(value: str) -> str:
@@ -329,5 +318,6 @@ def extract_features(mail: ParsedMail) -> MessageFeatures:
     urls.extend(_URL.findall(body))
     _url_traits(urls, traits)
     _text_traits(body, traits)
-    words = ["s:" + w for w in fold_all(_WORD.findall(subject))] + fold_all(_WORD.findall(body))
+    body_words = [_fold(w) for w in _WORD.findall(body)]
+    words = ["s:" + _fold(w) for w in _WORD.findall(subject)] + body_words
     return MessageFeatures(words=tuple(words), traits=tuple(traits))

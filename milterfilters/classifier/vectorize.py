@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 #: Bumped whenever :mod:`features` changes what it emits: a model trained on other
 #: features is refused.
 FEATURE_VERSION = 1
-#: tokens whose columns :class:`Vectorizer` remembers, at most (then it starts again)
-MAX_CACHED_COLUMNS = 200_000
 
 
 @dataclass(frozen=True)
@@ -65,8 +63,6 @@ class Vectorizer:
         self.settings = settings
         self.n_features = 1 << settings.n_features_log2
         self._mask = self.n_features - 1
-        #: token → column for tokens seen before (most words recur from message to message)
-        self._columns: dict[str, int] = {}
 
     def features(self, raw: bytes, *, time_budget: float = DEFAULT_TIME_BUDGET) -> MessageFeatures:
         return extract_features(parse_mail(raw, max_bytes=self.settings.max_bytes, time_budget=time_budget))
@@ -78,18 +74,11 @@ class Vectorizer:
     def row(self, features: MessageFeatures) -> tuple[np.ndarray, np.ndarray]:
         """One message as (columns, values); colliding tokens appear as repeated columns."""
         values = token_values(features, self.settings)
-        known = self._columns
-        if len(known) > MAX_CACHED_COLUMNS:
-            known.clear()
-        get, column = known.get, self._new_column
-        columns = np.fromiter((get(t) or column(t) for t in values), dtype=np.int32, count=len(values))
+        mask = self._mask
+        columns = np.fromiter(
+            (zlib.crc32(t.encode("utf-8")) & mask for t in values), dtype=np.int32, count=len(values)
+        )
         return columns, np.fromiter(values.values(), dtype=np.float32, count=len(values))
-
-    def _new_column(self, token: str) -> int:
-        """The column of ``token``, remembered (column 0 is never remembered: ``get`` or-chains)."""
-        column = self.column(token)
-        self._columns[token] = column
-        return column
 
     def transform(self, features: Iterable[MessageFeatures]) -> scipy.sparse.csr_matrix:
         """Many messages as a CSR matrix (for training)."""
