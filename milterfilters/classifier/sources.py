@@ -235,7 +235,9 @@ def count_messages(path: str | os.PathLike[str]) -> int:
     p = Path(path)
     if p.is_dir():
         return sum(
-            len([n for n in names if _wanted(n)]) for folder in _folders(p) for _, _, names in _walk(folder)
+            len([n for n in names if _wanted(n)])
+            for folder in _folders(p)
+            for _, _, names in _walk(folder)
         )
     f = _open_regular(p, Skipped()) if p.exists() else None
     if f is None:

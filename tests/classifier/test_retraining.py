@@ -52,19 +52,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _train(corpus: dict[str, Path], out: Path, *extra: str) -> int:
-    return main(
-        [
-            "train",
-            *BITS,
-            "--ham",
-            str(corpus["ham"]),
-            "--spam",
-            str(corpus["spam"]),
-            "--out",
-            str(out),
-            *extra,
-        ]
-    )
+    return main(["train", *BITS, "--ham", str(corpus["ham"]), "--spam", str(corpus["spam"]),
+                 "--out", str(out), *extra])
 
 
 def _update(corpus: dict[str, Path], out: Path, ham: str = "odd") -> int:
@@ -252,7 +241,9 @@ def test_fitting_phases_are_told_in_order() -> None:
     assert [done for _, done, _ in calls] == [0, 1, 2, 3, 4, 5] and {t for *_, t in calls} == {5}
 
 
-@pytest.mark.parametrize(("write", "expected"), [(write_folder, 7), (write_maildir, 7), (write_mbox, 7)])
+@pytest.mark.parametrize(
+    ("write", "expected"), [(write_folder, 7), (write_maildir, 7), (write_mbox, 7)]
+)
 def test_count_corpus_is_the_number_of_messages_read(tmp_path: Path, write: Any, expected: int) -> None:
     path = write(tmp_path / "box", make_messages("ham", expected, 3))
     assert count_corpus(ham=(str(path),)) == expected == len(list(iter_messages(path)))
@@ -287,12 +278,8 @@ def test_empty_mbox_and_non_mail_file_are_not_messages(tmp_path: Path) -> None:
     skipped = Skipped()
     assert [Path(n).name for n, _ in iter_messages(tmp_path, skipped)] == ["real.eml"]
     reasons = {Path(name).name: reason for name, reason in skipped.entries}
-    assert reasons == {
-        "empty.mbox": "empty",
-        "blank.eml": "empty",
-        "picture.png": "not mail",
-        "notes.txt": "not mail",
-    }
+    assert reasons == {"empty.mbox": "empty", "blank.eml": "empty", "picture.png": "not mail",
+                       "notes.txt": "not mail"}
     skipped = Skipped()
     assert list(iter_messages(tmp_path / "empty.mbox", skipped)) == [] and skipped.count == 1
 
