@@ -28,3 +28,21 @@ def test_features_and_probabilities_unchanged_on_the_corpus(corpus_dir: Path) ->
         assert now["p"] == pytest.approx(before["p"], rel=1e-5, abs=1e-9), path
     assert not changed, f"{len(changed)} messages' features changed, e.g. {changed[:3]}"
     assert len(expected) == 400
+
+
+def test_a_message_is_parsed_once_however_often_it_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    from milterfilters.mail.message import parse_message
+
+    chain = build_chain(default_config())
+    (classifier,) = (link.filter for link in chain.links if isinstance(link.filter, ClassifierFilter))
+    vectorizer = classifier.model.vectorizer
+    calls = []
+    real = vectorizer.features
+    monkeypatch.setattr(vectorizer, "features", lambda raw, **kw: calls.append(raw) or real(raw, **kw))
+    message = parse_message(b"Subject: cheap pills\r\n\r\nbuy now buy now\r\n")
+    first = classifier.features(message)
+    classifier.probability(message)
+    classifier.explain(message)
+    assert classifier.features(message) is first and len(calls) == 1
+    again = parse_message(b"Subject: cheap pills\r\n\r\nbuy now buy now\r\n")
+    assert classifier.features(again) == first and len(calls) == 2  # a new message: its own parse
