@@ -67,6 +67,13 @@ class ClassifierOptions:
             raise ValueError("time_budget must be positive")
 
 
+def body_word_count(features: MessageFeatures) -> int:
+    """Words of body text: all but the subject's (``s:``), which come first."""
+    words = features.words
+    subject = next((i for i, w in enumerate(words) if not w.startswith("s:")), len(words))
+    return len(words) - subject
+
+
 class ClassifierFilter(Filter):
     """Scores the message content with a trained model (spam probability)."""
 
@@ -100,12 +107,17 @@ class ClassifierFilter(Filter):
         return model
 
     def _raw(self, message: Message) -> bytes:
-        head = b"".join(h.raw_bytes() for h in message.headers)
-        return head + b"\r\n" + message.body[: self.options.max_bytes]
+        return message.raw_head() + message.body[: self.options.max_bytes]
 
     def features(self, message: Message, model: Model | None = None) -> MessageFeatures:
+        """The words and traits ``model`` (the live one by default) reads in ``message``; computed
+        once per message and reading settings, then shared (live and shadow model, ``explain``)."""
         model = model or self.model
-        return model.vectorizer.features(self._raw(message), time_budget=self.options.time_budget)
+        opts = self.options
+        key = ("classifier.features", model.settings, opts.max_bytes, opts.time_budget)
+        return message.view(
+            key, lambda m: model.vectorizer.features(self._raw(m), time_budget=opts.time_budget)
+        )
 
     def probability(self, message: Message, model: Model | None = None) -> float:
         """The spam probability ``model`` (the live one by default) gives ``message``."""
@@ -130,7 +142,7 @@ class ClassifierFilter(Filter):
         findings = []
         # Little text is little evidence (rspamd's Bayes skips such mail altogether): a short
         # message needs a higher probability to count as spam.
-        short = sum(not w.startswith("s:") for w in features.words) < opts.min_words
+        short = body_word_count(features) < opts.min_words
         if p >= (opts.short_spam_threshold if short else opts.spam_threshold):
             findings.append(Finding("CLASSIFIER_SPAM", detail))
             if p >= opts.high_threshold:

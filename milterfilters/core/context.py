@@ -8,15 +8,17 @@ visible to later stages (DMARC reads the SPF result, say).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import Any, TypeVar
 
 from milterfilters.core.deadline import NO_DEADLINE, Deadline
 from milterfilters.core.stages import Stage
 from milterfilters.core.verdict import AuthResult, Finding
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
+_T = TypeVar("_T")
 
 
 def strip_angle_brackets(address: str) -> str:
@@ -128,6 +130,21 @@ class Message:
     body: bytes = b""
     size: int = 0
     body_truncated: bool = False
+    #: views computed from the message once and shared by the filters that read it (:meth:`view`)
+    _views: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def view(self, key: Hashable, make: Callable[[Message], _T]) -> _T:
+        """``make(self)``, computed on the first call with ``key`` and remembered with the message.
+
+        The message never changes, so a parsed form of it (the classifier's MIME walk, the raw
+        header block) is computed once per message however many filters read it. ``key`` names
+        the view and every setting it depends on.
+        """
+        try:
+            return self._views[key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = self._views[key] = make(self)
+            return value
 
     def get(self, name: str) -> str | None:
         """The first field called ``name`` (case-insensitive), unfolded; None if absent."""
@@ -146,8 +163,8 @@ class Message:
         return self.raw_head() + self.body
 
     def raw_head(self) -> bytes:
-        """The header as RFC 5322 bytes with CRLF line ends, through the empty line."""
-        return b"".join(h.raw_bytes() for h in self.headers) + b"\r\n"
+        """The header as RFC 5322 bytes with CRLF line ends, through the empty line (made once)."""
+        return self.view("raw_head", lambda m: b"".join(h.raw_bytes() for h in m.headers) + b"\r\n")
 
     @property
     def header_bytes(self) -> int:

@@ -31,6 +31,14 @@ def header_field(name: str, value: str) -> HeaderField:
     return HeaderField(name.rstrip(" \t"), _LINE_BREAK.sub("\r\n", value))
 
 
+def _crlf_body(body: bytes) -> bytes:
+    """The body with every line ending CRLF (bare LF or CRLF before); a CR at the very end is
+    dropped and a final unterminated line stays unterminated. Works on the whole block in C."""
+    if body.endswith(b"\r"):
+        body = body[:-1]
+    return body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
 def parse_message(raw: bytes, *, max_body_bytes: int | None = None) -> Message:
     """Split ``raw`` into header fields and a CRLF body; keep at most ``max_body_bytes``."""
     if raw.startswith(b"From ") and not _FIELD.match(raw.split(b"\n", 1)[0].removesuffix(b"\r")):
@@ -55,12 +63,7 @@ def parse_message(raw: bytes, *, max_body_bytes: int | None = None) -> Message:
             break
         headers.append((m.group(1), m.group(2)))
         i += 1
-    body_lines = lines[body_start:]
-    if body_lines and body_lines[-1] in (b"", b"\r"):
-        body_lines = body_lines[:-1]
-        body = b"".join(line.removesuffix(b"\r") + b"\r\n" for line in body_lines)
-    else:
-        body = b"\r\n".join(line.removesuffix(b"\r") for line in body_lines)
+    body = _crlf_body(b"\n".join(lines[body_start:]))
     size = len(body)
     truncated = max_body_bytes is not None and size > max_body_bytes
     if truncated:
