@@ -47,12 +47,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+
+import tomli_w
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -263,6 +266,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="300 messages, 2 rounds")
     parser.add_argument("--no-rspamd", action="store_true", help="skip setup 4")
     parser.add_argument("--keep", action="store_true", help="keep the runtime folder (logs, configs)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="[milter] workers of milterfilters (0: one per CPU)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.n, args.rounds = min(args.n, 300), min(args.rounds, 2)
@@ -286,7 +292,9 @@ def main() -> int:
         return instance
 
     def milterfilters(label: str, name: str, config: str) -> Setup:
-        process = MilterProcess(work / f"milter-{name}", config)
+        data = tomllib.loads(config)
+        data.setdefault("milter", {})["workers"] = args.workers  # else the test harness's 1
+        process = MilterProcess(work / f"milter-{name}", tomli_w.dumps(data))
         milters.append(process)
         process.start()
         pid = process.pid
