@@ -244,7 +244,7 @@ class Session:
             findings=tuple(f.finding for f in state.findings),
             auth_results=tuple(state.auth_results),
         )
-        return replace(ctx, **extra) if extra else ctx  # type: ignore[arg-type]
+        return ctx.but(**extra) if extra else ctx
 
     def _collected_so_far(self) -> _Collected:
         so_far = _Collected()
@@ -277,7 +277,7 @@ class Session:
         start = clock()
         deadline = Deadline(start + link.settings.timeout, clock)
         try:
-            verdict = link.filter.run(stage, replace(ctx, deadline=deadline))
+            verdict = link.filter.run(stage, ctx.but(deadline=deadline))
             if verdict is not None and not isinstance(verdict, Verdict):
                 raise TypeError(f"returned {type(verdict).__name__}, not a Verdict")
             if (
@@ -330,11 +330,11 @@ class Session:
             out.headers += verdict.headers
             out.auth_results += verdict.auth_results
             # later filters of the same stage see what this one found (DMARC reads DKIM at EOM)
-            ctx = replace(
-                ctx,
-                findings=ctx.findings + verdict.findings,
-                auth_results=ctx.auth_results + verdict.auth_results,
-            )
+            if verdict.findings or verdict.auth_results:
+                ctx = ctx.but(
+                    findings=ctx.findings + verdict.findings,
+                    auth_results=ctx.auth_results + verdict.auth_results,
+                )
             action = verdict.action
             if action in DEFERRED_TO_EOM and stage is not Stage.EOM:
                 out.deferred = max(out.deferred, action)

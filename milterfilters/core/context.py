@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -193,6 +193,20 @@ class Context:
         """A copy of this context for another stage."""
         return replace(self, stage=stage, **changes)  # type: ignore[arg-type]
 
+    def but(self, **changes: object) -> Context:
+        """A copy with ``changes`` — what ``dataclasses.replace`` does, at a fraction of its cost
+        (the chain makes one per filter call; Context has no ``__post_init__`` to rerun)."""
+        new = object.__new__(Context)
+        new.__dict__.update(self.__dict__)
+        for name, value in changes.items():
+            if name not in _CONTEXT_FIELDS:
+                raise TypeError(f"Context has no field {name!r}")
+            new.__dict__[name] = value
+        return new
+
     @property
     def is_authenticated(self) -> bool:
         return self.auth is not None and bool(self.auth.login)
+
+
+_CONTEXT_FIELDS = frozenset(f.name for f in fields(Context))
