@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from milterfilters.auth.dkim_keys import PrivateKey, generate_key
+from tests.support.dnsserver import DnsTestServer, Zone
+
 from .mta import MailStack, StackPool, make_runtime_dir
 
 StackFactory = Callable[..., MailStack]
@@ -76,3 +79,28 @@ def postfix_stack(stack_pool: StackPool) -> MailStack:
 def sendmail_stack(stack_pool: StackPool) -> MailStack:
     """The shared Sendmail + milter with the embedded default configuration."""
     return stack_pool.sendmail()
+
+
+#: the authserv-id the deployment tests give the milter, and the partner's sending address
+AUTHSERV_ID = "mx.test.example"
+PARTNER_IP = "203.0.113.50"
+
+
+@pytest.fixture(scope="module")
+def partner_key() -> PrivateKey:
+    """The Ed25519 key partner.example signs with (published by :func:`partner_dns`)."""
+    return generate_key("ed25519")[1]
+
+
+@pytest.fixture(scope="module")
+def partner_dns(partner_key: PrivateKey) -> Iterator[DnsTestServer]:
+    """A loopback DNS server for partner.example: SPF for PARTNER_IP, its DKIM key, p=reject."""
+    zone = Zone(
+        {
+            "s1._domainkey.partner.example": [("TXT", partner_key.public_record)],
+            "_dmarc.partner.example": [("TXT", "v=DMARC1; p=reject")],
+            "partner.example": [("TXT", f"v=spf1 ip4:{PARTNER_IP} -all")],
+        }
+    )
+    with DnsTestServer(zone) as server:
+        yield server

@@ -8,63 +8,44 @@ from __future__ import annotations
 
 import re
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import dkim
 import pytest
 import tomli_w
 
-from milterfilters.auth.dkim_keys import PrivateKey, generate_key
-from tests.support.dnsserver import DnsTestServer, Zone
+from milterfilters.auth.dkim_keys import PrivateKey
+from tests.support.dnsserver import DnsTestServer
 
+from .conftest import AUTHSERV_ID, PARTNER_IP
 from .deploy_examples import postfix_queue_socket, postfix_settings, sendmail_milter_lines, sendmail_socket
 from .mta import MailStack, StackPool, make_message
 from .postfix import debian_chroot_column
 
 pytestmark = pytest.mark.e2e
 
-AUTHSERV_ID = "mx.test.example"
-PARTNER_IP = "203.0.113.50"
 
 
-@pytest.fixture(scope="module")
-def signer_key() -> PrivateKey:
-    return generate_key("ed25519")[1]
-
-
-@pytest.fixture(scope="module")
-def dns(signer_key: PrivateKey) -> Iterator[DnsTestServer]:
-    zone = Zone(
-        {
-            "s1._domainkey.partner.example": [("TXT", signer_key.public_record)],
-            "_dmarc.partner.example": [("TXT", "v=DMARC1; p=reject")],
-            "partner.example": [("TXT", f"v=spf1 ip4:{PARTNER_IP} -all")],
-        }
-    )
-    with DnsTestServer(zone) as server:
-        yield server
-
-
-def auth_config(dns: DnsTestServer) -> str:
+def auth_config(partner_dns: DnsTestServer) -> str:
     """SPF, DKIM and DMARC on, DNS on loopback, the socket settings of examples/milterfilters.toml."""
     milter = {"authserv_id": AUTHSERV_ID, "socket_mode": "0660", "socket_group": "postfix"}
     filters = {name: {"enabled": True} for name in ("spf", "dkim", "dmarc")}
-    return tomli_w.dumps({"milter": milter, "dns": {"nameservers": [dns.address], "timeout": 2.0}, **filters})
+    dns = {"nameservers": [partner_dns.address], "timeout": 2.0}
+    return tomli_w.dumps({"milter": milter, "dns": dns, **filters})
 
 
 @pytest.fixture(scope="module")
-def chrooted(stack_pool: StackPool, dns: DnsTestServer) -> MailStack:
+def chrooted(stack_pool: StackPool, partner_dns: DnsTestServer) -> MailStack:
     settings = postfix_settings()
     return stack_pool.postfix(
-        auth_config(dns), main_cf=settings, chroot=True, queue_socket=postfix_queue_socket(settings)
+        auth_config(partner_dns), main_cf=settings, chroot=True, queue_socket=postfix_queue_socket(settings)
     )
 
 
-def send_signed(stack: MailStack, signer_key: PrivateKey, subject: str) -> tuple[str, str]:
+def send_signed(stack: MailStack, partner_key: PrivateKey, subject: str) -> tuple[str, str]:
     message = make_message(subject, sender="news@partner.example", to="user@test.example")
     signed = dkim.sign(
-        message, b"s1", b"partner.example", signer_key.dkimpy_key, signature_algorithm=b"ed25519-sha256"
+        message, b"s1", b"partner.example", partner_key.dkimpy_key, signature_algorithm=b"ed25519-sha256"
     )
     sent = stack.send(subject, message=signed + message, mail_from="bounce@partner.example",
                       xclient={"ADDR": PARTNER_IP, "NAME": "mail.partner.example"})  # fmt: skip
@@ -76,7 +57,7 @@ def send_signed(stack: MailStack, signer_key: PrivateKey, subject: str) -> tuple
 
 
 def test_chrooted_postfix_reaches_the_socket_where_the_example_puts_it(
-    chrooted: MailStack, signer_key: PrivateKey
+    chrooted: MailStack, partner_key: PrivateKey
 ) -> None:
     postfix = chrooted.mta
     # the stack really is Debian's: smtpd and cleanup chrooted, the example's milter lines in main.cf
@@ -94,7 +75,7 @@ def test_chrooted_postfix_reaches_the_socket_where_the_example_puts_it(
     assert stat.S_ISSOCK(mode.st_mode) and stat.S_IMODE(mode.st_mode) == 0o660
     assert socket_path.group() == socket_path.parent.group() == "postfix"
 
-    queue_id, results = send_signed(chrooted, signer_key, "chrooted smtpd")
+    queue_id, results = send_signed(chrooted, partner_key, "chrooted smtpd")
     assert re.search(r"dkim=pass [^;]*header\.d=partner\.example", results), results
     assert "spf=pass smtp.mailfrom=bounce@partner.example" in results
     assert re.search(r"dmarc=pass [^;]*header\.from=partner\.example", results), results
@@ -104,13 +85,13 @@ def test_chrooted_postfix_reaches_the_socket_where_the_example_puts_it(
 
 
 def test_an_absolute_socket_path_fails_under_the_chroot_and_mail_is_tempfailed(
-    stack_pool: StackPool, dns: DnsTestServer
+    stack_pool: StackPool, partner_dns: DnsTestServer
 ) -> None:
     """The README's former line: Postfix looks the absolute path up inside its chroot."""
     settings = postfix_settings()
     queue_socket = postfix_queue_socket(settings)
     stack = stack_pool.postfix(
-        auth_config(dns), main_cf=settings, chroot=True, queue_socket=queue_socket, private=True
+        auth_config(partner_dns), main_cf=settings, chroot=True, queue_socket=queue_socket, private=True
     )
     absolute = f"unix:{stack.mta.base / 'spool' / queue_socket}"
     stack.mta.stop()
@@ -123,8 +104,8 @@ def test_an_absolute_socket_path_fails_under_the_chroot_and_mail_is_tempfailed(
 
 
 @pytest.fixture(scope="module")
-def sendmail_from_example(stack_pool: StackPool, dns: DnsTestServer) -> MailStack:
-    return stack_pool.sendmail(auth_config(dns), milter_mc=sendmail_milter_lines())
+def sendmail_from_example(stack_pool: StackPool, partner_dns: DnsTestServer) -> MailStack:
+    return stack_pool.sendmail(auth_config(partner_dns), milter_mc=sendmail_milter_lines())
 
 
 def test_sendmail_with_the_example_lines_passes_mail_through_the_milter(

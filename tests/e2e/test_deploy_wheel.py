@@ -14,27 +14,25 @@ import stat
 import subprocess
 import tomllib
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import dkim
 import pytest
 import tomli_w
 
-from milterfilters.auth.dkim_keys import PrivateKey, generate_key
+from milterfilters.auth.dkim_keys import PrivateKey
 from milterfilters.config import render_config
 from tests.support.defaultconfig import default_config
-from tests.support.dnsserver import DnsTestServer, Zone
+from tests.support.dnsserver import DnsTestServer
 from tests.support.wheelvenv import build_wheel, fresh_venv
 
+from .conftest import AUTHSERV_ID, PARTNER_IP
 from .deploy_examples import postfix_queue_socket, postfix_settings, unit_socket_directory
 from .milter import E2EError
 from .mta import MailStack, StackPool, make_message
 
 pytestmark = pytest.mark.e2e
 
-AUTHSERV_ID = "mx.test.example"
-PARTNER_IP = "203.0.113.50"
 
 
 @pytest.fixture(scope="module")
@@ -46,35 +44,17 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def signer_key() -> PrivateKey:
-    return generate_key("ed25519")[1]
-
-
-@pytest.fixture(scope="module")
-def dns(signer_key: PrivateKey) -> Iterator[DnsTestServer]:
-    zone = Zone(
-        {
-            "s1._domainkey.partner.example": [("TXT", signer_key.public_record)],
-            "_dmarc.partner.example": [("TXT", "v=DMARC1; p=reject")],
-            "partner.example": [("TXT", f"v=spf1 ip4:{PARTNER_IP} -all")],
-        }
-    )
-    with DnsTestServer(zone) as server:
-        yield server
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def unit_config(dns: DnsTestServer, metrics_port: int) -> str:
+def unit_config(partner_dns: DnsTestServer, metrics_port: int) -> str:
     """The embedded default (as ``milterfilters config`` prints it) with what a deployment
     sets: DNS on loopback (never the system resolver in a test), the socket's group and mode
     as the unit makes its directory, an authserv-id, and metrics on."""
-    data = tomllib.loads(render_config(default_config([dns.address], timeout=2.0)))
+    data = tomllib.loads(render_config(default_config([partner_dns.address], timeout=2.0)))
     made = unit_socket_directory()
     data["milter"].update(authserv_id=AUTHSERV_ID, socket_group=made.group, socket_mode="0660", workers=1)
     data["metrics"] = {"listen": f"127.0.0.1:{metrics_port}"}
@@ -111,8 +91,8 @@ def send_signed(stack: MailStack, key: PrivateKey, subject: str) -> str:
 def test_the_wheel_behind_chrooted_postfix_from_the_examples(
     venv: Path,
     e2e_runtime_dir: Path,
-    dns: DnsTestServer,
-    signer_key: PrivateKey,
+    partner_dns: DnsTestServer,
+    partner_key: PrivateKey,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -124,7 +104,7 @@ def test_the_wheel_behind_chrooted_postfix_from_the_examples(
     try:
         settings = postfix_settings()
         stack = pool.postfix(
-            unit_config(dns, port), main_cf=settings, chroot=True,
+            unit_config(partner_dns, port), main_cf=settings, chroot=True,
             queue_socket=postfix_queue_socket(settings), private=True,
         )  # fmt: skip
         # the milter is the wheel's, not the checkout's
@@ -135,7 +115,7 @@ def test_the_wheel_behind_chrooted_postfix_from_the_examples(
         assert stat.S_IMODE(sock.stat().st_mode) == 0o660 and sock.group() == "postfix"
 
         # a message through chrooted smtpd carries the default chain's results
-        results = send_signed(stack, signer_key, "from the wheel")
+        results = send_signed(stack, partner_key, "from the wheel")
         assert "spf=pass smtp.mailfrom=bounce@partner.example" in results, results
         assert re.search(r"dkim=pass [^;]*header\.d=partner\.example", results), results
         assert re.search(r"dmarc=pass [^;]*header\.from=partner\.example", results), results
@@ -143,14 +123,14 @@ def test_the_wheel_behind_chrooted_postfix_from_the_examples(
         assert metric(port, "milterfilters_findings_total", symbol="DMARC_PASS") >= 1
 
         # a SIGHUP with a broken configuration keeps the running one
-        data = tomllib.loads(unit_config(dns, port))
+        data = tomllib.loads(unit_config(partner_dns, port))
         data["scores"]["GTUBE"] = float("nan")  # would let GTUBE through
         broken = tomli_w.dumps(data)
         with pytest.raises(E2EError, match="refused"):
             stack.milter.reload(broken)
         assert stack.milter.worker_pids() == [worker]
         before = metric(port, "milterfilters_messages_total", action="accept")
-        results = send_signed(stack, signer_key, "after the refused reload")
+        results = send_signed(stack, partner_key, "after the refused reload")
         assert "dmarc=pass" in results
         assert metric(port, "milterfilters_messages_total", action="accept") == before + 1
     finally:
