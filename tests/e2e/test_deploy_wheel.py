@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import stat
 import subprocess
 import tomllib
-import urllib.request
 from pathlib import Path
 
 import dkim
@@ -24,12 +22,14 @@ from milterfilters.auth.dkim_keys import PrivateKey
 from milterfilters.config import render_config
 from tests.support.defaultconfig import default_config
 from tests.support.dnsserver import DnsTestServer
+from tests.support.scrape import get, samples, value
 from tests.support.wheelvenv import build_wheel, fresh_venv
 
 from .conftest import AUTHSERV_ID, PARTNER_IP
 from .deploy_examples import postfix_queue_socket, postfix_settings, unit_socket_directory
 from .milter import E2EError
 from .mta import MailStack, StackPool, make_message
+from .runtime import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -44,12 +44,6 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def unit_config(partner_dns: DnsTestServer, metrics_port: int) -> str:
     """The embedded default (as ``milterfilters config`` prints it) with what a deployment
     sets: DNS on loopback (never the system resolver in a test), the socket's group and mode
@@ -62,14 +56,8 @@ def unit_config(partner_dns: DnsTestServer, metrics_port: int) -> str:
 
 
 def metric(port: int, name: str, **labels: str) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    total = 0.0
-    for line in text.splitlines():
-        match = re.fullmatch(rf"{name}(?:\{{([^}}]*)\}})? (\S+)", line)
-        if match and all(part in (match.group(1) or "").split(",") for part in wanted.split(",") if part):
-            total += float(match.group(2))
-    return total
+    """The sample ``name{labels}`` that ``/metrics`` serves now (0 when absent)."""
+    return value(samples(get(port, "/metrics")[1]), name, **labels) or 0.0
 
 
 def send_signed(stack: MailStack, key: PrivateKey, subject: str) -> str:

@@ -10,34 +10,18 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from milterfilters.metrics.prometheus import CATALOGUE, PREFIX, PrometheusMetrics
 from tests.milter.test_server import GTUBE, Milter, rundir  # noqa: F401  (rundir: a fixture)
 from tests.support.milterclient import final_action, one_message
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def samples(text: str) -> Samples:
-    """Every sample of an exposition as (name, labels) → value."""
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(found: Samples, name: str, **labels: str) -> float | None:
-    return found.get((name, frozenset(labels.items())))
+from tests.support.redisserver import free_loopback_port as free_port
+from tests.support.scrape import Samples, get, samples, value
 
 
 def exported(metrics: PrometheusMetrics) -> Samples:
@@ -131,20 +115,6 @@ def test_any_label_value_round_trips_through_the_exposition(text: str) -> None:
 
 
 # -- the running milter ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def wait_health(port: int, status: int, timeout: float = 20) -> None:
