@@ -38,6 +38,7 @@ import shutil
 import signal
 import smtplib
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -440,17 +441,30 @@ def main() -> int:
         if args.profile:  # while the DNS server still runs
             profile_chain(work / "milter-full" / "milterfilters.toml", mails, args.top)
     finally:
-        rspamd.stop()
-        for process in milters:
-            process.stop()
-        for p in postfixes:
-            p.stop()
-        dns_process.terminate()
-        if args.keep:
-            print(f"runtime folder kept: {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(runtime, ignore_errors=True)
+        stop_all(rspamd, milters, postfixes, dns_process, runtime, keep=args.keep)
     return 0
+
+
+def stop_all(
+    rspamd: Peers,
+    milters: Sequence[MilterProcess],
+    postfixes: Sequence[PostfixInstance],
+    dns_process: subprocess.Popen[bytes],
+    runtime: Path,
+    *,
+    keep: bool,
+) -> None:
+    """Stop every daemon a benchmark started, then remove its runtime folder (unless ``keep``)."""
+    rspamd.stop()
+    for process in milters:
+        process.stop()
+    for p in postfixes:
+        p.stop()
+    dns_process.terminate()
+    if keep:
+        print(f"runtime folder kept: {runtime}", file=sys.stderr)
+    else:
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 if __name__ == "__main__":

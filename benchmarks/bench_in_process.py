@@ -38,9 +38,9 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))

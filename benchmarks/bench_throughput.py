@@ -40,7 +40,6 @@ import argparse
 import multiprocessing
 import os
 import platform
-import shutil
 import smtplib
 import statistics
 import subprocess
@@ -71,6 +70,7 @@ from bench_full_chain import (
     full_chain_config,
     pss_mb,
     start_dns,
+    stop_all,
     wait_idle,
 )
 from peers import Peers
@@ -336,16 +336,7 @@ def main() -> int:
         codes = {s.label: dict(s.codes) for s in setups}
         print(f"reply codes over all passes: {codes}")
     finally:
-        rspamd_peer.stop()
-        for process in milters:
-            process.stop()
-        for p in postfixes:
-            p.stop()
-        dns_process.terminate()
-        if args.keep:
-            print(f"runtime folder kept: {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(runtime, ignore_errors=True)
+        stop_all(rspamd_peer, milters, postfixes, dns_process, runtime, keep=args.keep)
     return 0
 
 
